@@ -1,0 +1,245 @@
+// Subcommand dispatch and flag parsing; each subcommand's --help lists every flag.
+#include "daemon/cli.hpp"
+
+#include "daemon/config.hpp"
+#include "daemon/replay.hpp"
+#include "daemon/report.hpp"
+
+#include <fstream>
+
+#ifndef REPLYWATCH_VERSION
+#define REPLYWATCH_VERSION "0.0.0"
+#endif
+#ifndef REPLYWATCH_REVISION
+#define REPLYWATCH_REVISION "unknown"
+#endif
+
+namespace replywatch::daemon {
+
+namespace {
+
+constexpr const char* kMainHelp = R"(replywatch — how fast public agencies answer citizens
+
+Usage:
+  replywatch <command> [flags]
+
+Commands:
+  replay        Pair appeals and answers in Telegram Desktop exports; print statistics
+  check-config  Validate a configuration file; exit 0 when valid, 1 otherwise
+
+Flags:
+  -h, --help    Show this help (and `replywatch <command> --help` for a command)
+  --version     Print version and revision
+
+Exit codes: 0 success, 1 usage or configuration error, 2 some input was rejected.
+)";
+
+constexpr const char* kReplayHelp = R"(Usage:
+  replywatch replay --config FILE [flags] INPUT...
+
+Reads Telegram Desktop exports (result.json of one chat, or of a whole account
+with chats.list; a directory means its result.json), pairs every citizen appeal
+with the first official answer, and prints per-agency statistics to stdout.
+
+Flags:
+  --config FILE          Configuration (agencies, accounts, calendars). Required.
+  --appeals OUT.ndjson   Also write every appeal, one JSON object per line.
+  --format FORMAT        Report format: json (default), csv or table.
+  --export-timezone TZ   IANA zone of the exporting machine, for old exports whose
+                         messages have only `date` (local time) and no
+                         `date_unixtime`. Without it such messages are rejected.
+  -h, --help             Show this help.
+
+A file that is not valid JSON or not an export is named on stderr and skipped;
+the other inputs are still processed and the exit code is 2. Malformed messages
+are skipped and counted under `rejected_messages` in the report.
+)";
+
+constexpr const char* kCheckConfigHelp = R"(Usage:
+  replywatch check-config --config FILE
+
+Validates FILE and lists every problem (file, line, key path). Exit 0 when the
+configuration is valid, 1 otherwise. Nothing is contacted.
+
+Flags:
+  --config FILE   The configuration to check. Required.
+  -h, --help      Show this help.
+)";
+
+/// Takes the value of `--flag VALUE` or `--flag=VALUE`; false if absent.
+bool take_value(const std::vector<std::string>& args, std::size_t& i, const std::string& flag,
+                std::string& value, std::string& problem) {
+  const std::string& a = args[i];
+  if (a == flag) {
+    if (i + 1 >= args.size()) {
+      problem = flag + " needs a value";
+      return true;
+    }
+    value = args[++i];
+    return true;
+  }
+  if (a.rfind(flag + "=", 0) == 0) {
+    value = a.substr(flag.size() + 1);
+    return true;
+  }
+  return false;
+}
+
+bool wants_help(const std::vector<std::string>& args) {
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "-h" || args[i] == "--help") return true;
+  }
+  return false;
+}
+
+int check_config(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (wants_help(args)) {
+    out << kCheckConfigHelp;
+    return 0;
+  }
+  std::string config_path, problem;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (take_value(args, i, "--config", config_path, problem)) continue;
+    err << "replywatch check-config: unknown argument '" << args[i] << "'\n";
+    return 1;
+  }
+  if (!problem.empty() || config_path.empty()) {
+    err << "replywatch check-config: " << (problem.empty() ? "--config FILE is required" : problem)
+        << "\n";
+    return 1;
+  }
+  auto config = load_config(config_path);
+  if (!config) {
+    err << config.error().message << "\n";
+    return 1;
+  }
+  out << config_path << ": ok (" << config->registry->agencies.size() << " agencies)\n";
+  return 0;
+}
+
+int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+           bool err_is_terminal) {
+  if (wants_help(args)) {
+    out << kReplayHelp;
+    return 0;
+  }
+  std::string config_path, appeals_path, format_text = "json", export_tz, problem;
+  ReplayOptions options;
+  bool only_inputs = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (!only_inputs) {
+      if (a == "--") {
+        only_inputs = true;
+        continue;
+      }
+      if (take_value(args, i, "--config", config_path, problem) ||
+          take_value(args, i, "--appeals", appeals_path, problem) ||
+          take_value(args, i, "--format", format_text, problem) ||
+          take_value(args, i, "--export-timezone", export_tz, problem)) {
+        continue;
+      }
+      if (a.size() > 1 && a[0] == '-') {
+        err << "replywatch replay: unknown flag '" << a << "' (see replywatch replay --help)\n";
+        return 1;
+      }
+    }
+    options.inputs.push_back(a);
+  }
+  if (!problem.empty()) {
+    err << "replywatch replay: " << problem << "\n";
+    return 1;
+  }
+  if (config_path.empty()) {
+    err << "replywatch replay: --config FILE is required (see replywatch replay --help)\n";
+    return 1;
+  }
+  ReportFormat format;
+  if (!parse_report_format(format_text, format)) {
+    err << "replywatch replay: --format must be json, csv or table, not '" << format_text << "'\n";
+    return 1;
+  }
+  if (options.inputs.empty()) {
+    err << "replywatch replay: no INPUT given (export files or directories)\n";
+    return 1;
+  }
+  if (!export_tz.empty()) {
+    auto zone = pipeline::TimeZone::load(export_tz);
+    if (!zone) {
+      err << "replywatch replay: --export-timezone: " << zone.error().message << "\n";
+      return 1;
+    }
+    options.export_timezone = *zone;
+  }
+  auto config = load_config(config_path);
+  if (!config) {
+    err << config.error().message << "\n";
+    return 1;
+  }
+  // Open the output before the work, so a bad path fails fast.
+  std::ofstream appeals_out;
+  if (!appeals_path.empty()) {
+    appeals_out.open(appeals_path, std::ios::binary | std::ios::trunc);
+    if (!appeals_out) {
+      err << "replywatch replay: --appeals: cannot write '" << appeals_path << "'\n";
+      return 1;
+    }
+    options.keep_appeals = true;
+  }
+  options.progress = err_is_terminal;
+
+  const ReplayResult result = run_replay(config->registry, options, err);
+  for (const auto& f : result.rejected_files) err << "replywatch replay: rejected " << f.error << "\n";
+  if (!result.unowned_chats.empty()) {
+    err << "replywatch replay: note: " << result.unowned_chats.size()
+        << " chat(s) in the input belong to no agency and were not paired:";
+    std::size_t shown = 0;
+    for (const auto id : result.unowned_chats) {
+      if (++shown > 10) {
+        err << " …";
+        break;
+      }
+      err << " " << id;
+    }
+    err << "\n";
+  }
+  if (appeals_out.is_open()) {
+    std::string buffer;
+    for (const auto& a : result.appeals) {
+      append_appeal_line(buffer, *config->registry, a);
+      if (buffer.size() > (1 << 20)) {
+        appeals_out << buffer;
+        buffer.clear();
+      }
+    }
+    appeals_out << buffer;
+    appeals_out.flush();
+    if (!appeals_out) {
+      err << "replywatch replay: --appeals: write to '" << appeals_path << "' failed\n";
+      return 1;
+    }
+  }
+  out << render_report(*config->registry, result, format);
+  out.flush();
+  return result.rejected_files.empty() ? 0 : 2;
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+            bool err_is_terminal) {
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    out << kMainHelp;
+    return args.empty() ? 1 : 0;
+  }
+  if (args[0] == "--version") {
+    out << "replywatch " << REPLYWATCH_VERSION << " (" << REPLYWATCH_REVISION << ")\n";
+    return 0;
+  }
+  if (args[0] == "replay") return replay(args, out, err, err_is_terminal);
+  if (args[0] == "check-config") return check_config(args, out, err);
+  err << "replywatch: unknown command '" << args[0] << "' (see replywatch --help)\n";
+  return 1;
+}
+
+}  // namespace replywatch::daemon

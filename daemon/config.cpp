@@ -1,0 +1,446 @@
+// Configuration loading with yaml-cpp. yaml-cpp keeps duplicate keys as separate
+// map entries, which is what lets us report them instead of silently keeping one.
+#include "daemon/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace replywatch::daemon {
+
+namespace {
+
+using pipeline::Source;
+
+struct Problem {
+  int line;
+  std::string path;
+  std::string message;
+};
+
+bool is_label(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::string join(const std::vector<std::string_view>& items) {
+  std::string out;
+  for (const auto& i : items) {
+    if (!out.empty()) out += ", ";
+    out += i;
+  }
+  return out;
+}
+
+/// Walks the YAML tree, collecting problems rather than stopping at the first.
+class Checker {
+ public:
+  explicit Checker(std::string_view zoneinfo_dir) : zoneinfo_dir_(zoneinfo_dir) {}
+
+  std::vector<Problem> problems;
+
+  void problem(const YAML::Node& node, std::string path, std::string message) {
+    problems.push_back({node.Mark().line + 1, std::move(path), std::move(message)});
+  }
+
+  /// The entries of a mapping, first occurrence of each key; reports duplicates,
+  /// unknown keys (listing the known ones) and missing required keys.
+  std::map<std::string, YAML::Node> mapping(const YAML::Node& node, const std::string& path,
+                                            const std::vector<std::string_view>& known,
+                                            const std::vector<std::string_view>& required) {
+    std::map<std::string, YAML::Node> out;
+    if (!node.IsMap()) {
+      problem(node, path, "expected a mapping");
+      return out;
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key_node = it->first;
+      if (!key_node.IsScalar()) {
+        problem(key_node, path, "keys must be plain names");
+        continue;
+      }
+      const std::string key = key_node.Scalar();
+      const std::string key_path = path.empty() ? key : path + "." + key;
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        problem(key_node, key_path, "unknown key '" + key + "' (known: " + join(known) + ")");
+        continue;
+      }
+      if (auto prev = out.find(key); prev != out.end()) {
+        problem(key_node, key_path,
+                "duplicate key '" + key + "' (first at line " +
+                    std::to_string(prev->second.Mark().line + 1) + ")");
+        continue;
+      }
+      out.emplace(key, it->second);
+    }
+    for (const auto& r : required) {
+      if (!out.count(std::string(r))) {
+        problem(node, path.empty() ? std::string(r) : path + "." + std::string(r),
+                "missing required key '" + std::string(r) + "'");
+      }
+    }
+    return out;
+  }
+
+  bool integer(const YAML::Node& node, const std::string& path, std::int64_t& out) {
+    if (node.IsScalar()) {
+      const std::string& s = node.Scalar();
+      const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+      if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) return true;
+    }
+    problem(node, path, "expected an integer");
+    return false;
+  }
+
+  bool text(const YAML::Node& node, const std::string& path, std::string& out) {
+    if (node.IsScalar()) {
+      out = node.Scalar();
+      return true;
+    }
+    problem(node, path, "expected a string");
+    return false;
+  }
+
+  bool sequence(const YAML::Node& node, const std::string& path) {
+    if (node.IsSequence()) return true;
+    problem(node, path, "expected a list");
+    return false;
+  }
+
+  bool source(const YAML::Node& node, const std::string& path, Source& out) {
+    std::string s;
+    if (!text(node, path, s)) return false;
+    if (pipeline::parse_source(s, out)) return true;
+    problem(node, path,
+            "unknown source '" + s + "' (known: telegram, vk, facebook, instagram, mastodon, x)");
+    return false;
+  }
+
+  std::shared_ptr<const pipeline::TimeZone> zone(const YAML::Node& node, const std::string& path) {
+    std::string name;
+    if (!text(node, path, name)) return nullptr;
+    if (auto cached = zones_.find(name); cached != zones_.end()) return cached->second;
+    auto loaded = pipeline::TimeZone::load(name, zoneinfo_dir_);
+    if (!loaded) {
+      problem(node, path, loaded.error().message);
+      return nullptr;
+    }
+    zones_.emplace(name, *loaded);
+    return *loaded;
+  }
+
+ private:
+  std::string zoneinfo_dir_;
+  std::map<std::string, std::shared_ptr<const pipeline::TimeZone>> zones_;
+};
+
+/// "HH:MM" → minutes; "24:00" only where allow_24 (an interval's end).
+bool parse_clock(std::string_view s, bool allow_24, std::int32_t& minutes) {
+  if (s.size() != 5 || s[2] != ':') return false;
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!digit(s[0]) || !digit(s[1]) || !digit(s[3]) || !digit(s[4])) return false;
+  const int h = (s[0] - '0') * 10 + (s[1] - '0');
+  const int m = (s[3] - '0') * 10 + (s[4] - '0');
+  if (m > 59) return false;
+  if (h > 23 && !(allow_24 && h == 24 && m == 0)) return false;
+  minutes = h * 60 + m;
+  return true;
+}
+
+void parse_hours(Checker& ck, const YAML::Node& node, const std::string& path,
+                 pipeline::WeeklyHours& hours) {
+  static const std::vector<std::string_view> kDays = {"mon", "tue", "wed", "thu",
+                                                      "fri", "sat", "sun"};
+  const auto days = ck.mapping(node, path, kDays, {});
+  for (std::size_t d = 0; d < kDays.size(); ++d) {
+    const auto it = days.find(std::string(kDays[d]));
+    if (it == days.end()) continue;
+    const std::string day_path = path + "." + std::string(kDays[d]);
+    if (!ck.sequence(it->second, day_path)) continue;
+    for (std::size_t i = 0; i < it->second.size(); ++i) {
+      const std::string item_path = day_path + "[" + std::to_string(i) + "]";
+      std::string spec;
+      if (!ck.text(it->second[i], item_path, spec)) continue;
+      const auto dash = spec.find('-');
+      std::int32_t start = 0, end = 0;
+      if (dash == std::string::npos ||
+          !parse_clock(std::string_view(spec).substr(0, dash), false, start) ||
+          !parse_clock(std::string_view(spec).substr(dash + 1), true, end)) {
+        ck.problem(it->second[i], item_path,
+                   "bad interval '" + spec + "' (expected \"HH:MM-HH:MM\", e.g. \"09:00-18:00\")");
+        continue;
+      }
+      if (start == end) {
+        ck.problem(it->second[i], item_path, "empty interval '" + spec + "'");
+        continue;
+      }
+      if (end < start) end += 24 * 60;  // crosses midnight into the next day
+      hours[d].push_back({start, end});
+    }
+  }
+}
+
+bool parse_date(std::string_view s, std::chrono::year_month_day& out) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  int y = 0;
+  unsigned m = 0, d = 0;
+  if (std::from_chars(s.data(), s.data() + 4, y).ptr != s.data() + 4) return false;
+  if (std::from_chars(s.data() + 5, s.data() + 7, m).ptr != s.data() + 7) return false;
+  if (std::from_chars(s.data() + 8, s.data() + 10, d).ptr != s.data() + 10) return false;
+  out = std::chrono::year_month_day{std::chrono::year{y}, std::chrono::month{m},
+                                    std::chrono::day{d}};
+  return out.ok();
+}
+
+/// Where a (source, id) was first declared, for cross-reference messages.
+struct Declared {
+  std::string where;  // "agency 'x'" or "ignore_accounts"
+  int line;
+};
+
+std::string describe(Source s, std::int64_t id) {
+  return std::string(pipeline::to_string(s)) + " id " + std::to_string(id);
+}
+
+void check_telegram_conversation(Checker& ck, const YAML::Node& node, const std::string& path,
+                                 Source source, std::int64_t id) {
+  if (source != Source::telegram) return;
+  if (id >= 0) {
+    ck.problem(node, path,
+               "telegram conversations are groups or channels with negative Bot API ids "
+               "(an export's bare id 1800004444 is -1001800004444)");
+  }
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view yaml, std::string_view origin,
+                            std::string_view zoneinfo_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return make_error(std::string(origin) + ":" + std::to_string(e.mark.line + 1) +
+                      ": YAML syntax error: " + e.msg);
+  }
+  if (!root.IsDefined() || root.IsNull()) {
+    return make_error(std::string(origin) + ":1: the configuration is empty");
+  }
+
+  Checker ck(zoneinfo_dir);
+  auto registry = std::make_shared<pipeline::Registry>();
+  const auto top = ck.mapping(
+      root, "", {"horizon_secs", "citizen_replies_to_citizens", "ignore_accounts", "agencies"},
+      {"agencies"});
+
+  if (auto it = top.find("horizon_secs"); it != top.end()) {
+    std::int64_t v = 0;
+    if (ck.integer(it->second, "horizon_secs", v)) {
+      if (v <= 0 || v > 366LL * 86400) {
+        ck.problem(it->second, "horizon_secs", "must be between 1 and 31622400 (366 days)");
+      } else {
+        registry->horizon_secs = v;
+      }
+    }
+  }
+  if (auto it = top.find("citizen_replies_to_citizens"); it != top.end()) {
+    std::string v;
+    if (ck.text(it->second, "citizen_replies_to_citizens", v)) {
+      if (v == "ignore") {
+        registry->citizen_replies_to_citizens = pipeline::CitizenReplies::ignore;
+      } else if (v == "appeal") {
+        registry->citizen_replies_to_citizens = pipeline::CitizenReplies::appeal;
+      } else {
+        ck.problem(it->second, "citizen_replies_to_citizens",
+                   "must be 'ignore' or 'appeal', not '" + v + "'");
+      }
+    }
+  }
+
+  std::map<std::pair<int, std::int64_t>, Declared> accounts_seen;
+  std::map<std::pair<int, std::int64_t>, Declared> conversations_seen;
+  auto declare = [&](std::map<std::pair<int, std::int64_t>, Declared>& seen,
+                     const YAML::Node& node, const std::string& path, Source s, std::int64_t id,
+                     const std::string& where, const char* what) {
+    const auto key = std::make_pair(static_cast<int>(s), id);
+    if (auto prev = seen.find(key); prev != seen.end()) {
+      ck.problem(node, path,
+                 std::string(what) + " " + describe(s, id) + " is already listed under " +
+                     prev->second.where + " (line " + std::to_string(prev->second.line) + ")");
+      return false;
+    }
+    seen.emplace(key, Declared{where, node.Mark().line + 1});
+    return true;
+  };
+
+  if (auto it = top.find("ignore_accounts"); it != top.end()) {
+    if (ck.sequence(it->second, "ignore_accounts")) {
+      for (std::size_t i = 0; i < it->second.size(); ++i) {
+        const std::string path = "ignore_accounts[" + std::to_string(i) + "]";
+        const auto m = ck.mapping(it->second[i], path, {"source", "id"}, {"source", "id"});
+        pipeline::ConversationRef ref;
+        const bool ok = m.count("source") && m.count("id") &&
+                        ck.source(m.at("source"), path + ".source", ref.source) &
+                            ck.integer(m.at("id"), path + ".id", ref.id);
+        if (ok && declare(accounts_seen, it->second[i], path, ref.source, ref.id,
+                          "ignore_accounts", "account")) {
+          registry->ignore_accounts.push_back(ref);
+        }
+      }
+    }
+  }
+
+  if (auto it = top.find("agencies"); it != top.end() && ck.sequence(it->second, "agencies")) {
+    if (it->second.size() == 0) ck.problem(it->second, "agencies", "list at least one agency");
+    std::map<std::string, int> agency_ids;
+    for (std::size_t a = 0; a < it->second.size(); ++a) {
+      const YAML::Node node = it->second[a];
+      const std::string path = "agencies[" + std::to_string(a) + "]";
+      const auto m = ck.mapping(node, path,
+                                {"id", "name", "timezone", "business_hours", "holidays",
+                                 "target_business_secs", "conversations", "accounts"},
+                                {"id", "name", "timezone", "conversations"});
+      pipeline::Agency agency;
+      if (auto f = m.find("id"); f != m.end() && ck.text(f->second, path + ".id", agency.id)) {
+        if (!is_label(agency.id)) {
+          ck.problem(f->second, path + ".id",
+                     "agency id '" + agency.id + "' must match [a-z0-9_]+");
+        } else if (auto prev = agency_ids.find(agency.id); prev != agency_ids.end()) {
+          ck.problem(f->second, path + ".id",
+                     "agency id '" + agency.id + "' is already used (line " +
+                         std::to_string(prev->second) + ")");
+        } else {
+          agency_ids.emplace(agency.id, f->second.Mark().line + 1);
+        }
+      }
+      const std::string where = "agency '" + agency.id + "'";
+      if (auto f = m.find("name"); f != m.end()) ck.text(f->second, path + ".name", agency.name);
+      std::shared_ptr<const pipeline::TimeZone> zone;
+      if (auto f = m.find("timezone"); f != m.end()) {
+        zone = ck.zone(f->second, path + ".timezone");
+        if (zone) agency.timezone = zone->name();
+      }
+      pipeline::WeeklyHours hours;
+      if (auto f = m.find("business_hours"); f != m.end()) {
+        parse_hours(ck, f->second, path + ".business_hours", hours);
+      } else {
+        for (auto& day : hours) day.push_back({0, 24 * 60});  // no calendar: every hour counts
+      }
+      std::vector<std::chrono::year_month_day> holidays;
+      if (auto f = m.find("holidays"); f != m.end() && ck.sequence(f->second, path + ".holidays")) {
+        for (std::size_t i = 0; i < f->second.size(); ++i) {
+          const std::string item_path = path + ".holidays[" + std::to_string(i) + "]";
+          std::string s;
+          std::chrono::year_month_day ymd;
+          if (!ck.text(f->second[i], item_path, s)) continue;
+          if (!parse_date(s, ymd)) {
+            ck.problem(f->second[i], item_path, "bad date '" + s + "' (expected YYYY-MM-DD)");
+            continue;
+          }
+          holidays.push_back(ymd);
+        }
+      }
+      if (auto f = m.find("target_business_secs"); f != m.end()) {
+        std::int64_t v = 0;
+        if (ck.integer(f->second, path + ".target_business_secs", v)) {
+          if (v <= 0) {
+            ck.problem(f->second, path + ".target_business_secs", "must be positive");
+          } else {
+            agency.target_business_secs = v;
+          }
+        }
+      }
+      if (auto f = m.find("conversations"); f != m.end()) {
+        if (ck.sequence(f->second, path + ".conversations")) {
+          for (std::size_t i = 0; i < f->second.size(); ++i) {
+            const std::string item_path = path + ".conversations[" + std::to_string(i) + "]";
+            const auto c = ck.mapping(f->second[i], item_path, {"source", "id"}, {"source", "id"});
+            pipeline::ConversationRef ref;
+            if (!c.count("source") || !c.count("id")) continue;
+            const bool ok = ck.source(c.at("source"), item_path + ".source", ref.source) &
+                            ck.integer(c.at("id"), item_path + ".id", ref.id);
+            if (!ok) continue;
+            check_telegram_conversation(ck, c.at("id"), item_path + ".id", ref.source, ref.id);
+            if (declare(conversations_seen, f->second[i], item_path, ref.source, ref.id, where,
+                        "conversation")) {
+              agency.conversations.push_back(ref);
+            }
+          }
+        }
+      }
+      if (auto f = m.find("accounts"); f != m.end()) {
+        if (ck.sequence(f->second, path + ".accounts")) {
+          for (std::size_t i = 0; i < f->second.size(); ++i) {
+            const std::string item_path = path + ".accounts[" + std::to_string(i) + "]";
+            const auto c = ck.mapping(f->second[i], item_path,
+                                      {"source", "id", "role", "name", "branch"},
+                                      {"source", "id", "role"});
+            pipeline::Account acc;
+            if (!c.count("source") || !c.count("id") || !c.count("role")) continue;
+            bool ok = ck.source(c.at("source"), item_path + ".source", acc.source) &
+                      ck.integer(c.at("id"), item_path + ".id", acc.id) &
+                      ck.text(c.at("role"), item_path + ".role", acc.role);
+            if (ok && !is_label(acc.role)) {
+              ck.problem(c.at("role"), item_path + ".role",
+                         "role '" + acc.role + "' must match [a-z0-9_]+");
+              ok = false;
+            }
+            if (ok && acc.id == 0) {
+              ck.problem(c.at("id"), item_path + ".id", "account id 0 is not a valid id");
+              ok = false;
+            }
+            if (auto n = c.find("name"); n != c.end()) ck.text(n->second, item_path + ".name", acc.name);
+            if (auto b = c.find("branch"); b != c.end()) {
+              if (ck.text(b->second, item_path + ".branch", acc.branch) && !is_label(acc.branch)) {
+                ck.problem(b->second, item_path + ".branch",
+                           "branch '" + acc.branch + "' must match [a-z0-9_]+ (it is a label)");
+              }
+            }
+            if (ok && declare(accounts_seen, f->second[i], item_path, acc.source, acc.id, where,
+                              "account")) {
+              agency.accounts.push_back(std::move(acc));
+            }
+          }
+        }
+      }
+      if (zone) {
+        agency.calendar =
+            std::make_shared<pipeline::BusinessCalendar>(zone, hours, std::move(holidays));
+      }
+      registry->agencies.push_back(std::move(agency));
+    }
+  }
+
+  if (!ck.problems.empty()) {
+    std::stable_sort(ck.problems.begin(), ck.problems.end(),
+                     [](const Problem& a, const Problem& b) { return a.line < b.line; });
+    std::string message;
+    for (const auto& p : ck.problems) {
+      if (!message.empty()) message += '\n';
+      message += std::string(origin) + ":" + std::to_string(p.line) + ": " +
+                 (p.path.empty() ? std::string("(top level)") : p.path) + ": " + p.message;
+    }
+    return make_error(std::move(message));
+  }
+  registry->index();
+  Config config;
+  config.path = std::string(origin);
+  config.registry = std::move(registry);
+  return config;
+}
+
+Result<Config> load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(path + ": cannot open the configuration file");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) return make_error(path + ": cannot read the configuration file");
+  return parse_config(buffer.str(), path);
+}
+
+}  // namespace replywatch::daemon

@@ -1,0 +1,47 @@
+// `replywatch replay`: Telegram Desktop exports through the pairing engine and
+// exact statistics, in one pass, without any service.
+#pragma once
+
+#include "pipeline/error.hpp"
+#include "pipeline/pairing.hpp"
+#include "pipeline/registry.hpp"
+#include "pipeline/stats.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace replywatch::daemon {
+
+struct ReplayOptions {
+  std::vector<std::string> inputs;  // export files, or directories holding result.json
+  std::shared_ptr<const pipeline::TimeZone> export_timezone;
+  bool keep_appeals = false;  // collect every appeal for --appeals
+  bool progress = false;      // progress lines on the error stream
+};
+
+struct RejectedFile {
+  std::string file;
+  std::string error;
+};
+
+struct ReplayResult {
+  std::optional<std::int64_t> clock;  // latest valid message time; none without messages
+  std::map<std::string, std::uint64_t> rejected_messages;
+  std::vector<RejectedFile> rejected_files;
+  std::set<std::int64_t> unowned_chats;  // chats in the input no agency owns
+  std::uint64_t messages = 0;            // well-formed messages read
+  std::vector<pipeline::Appeal> appeals;  // sorted by agency, conversation, opened message
+  std::unique_ptr<pipeline::ExactStats> stats;
+  pipeline::PairingCounters pairing;
+};
+
+ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
+                        const ReplayOptions& options, std::ostream& progress);
+
+}  // namespace replywatch::daemon

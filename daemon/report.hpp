@@ -1,0 +1,22 @@
+// Renders replay results: the per-agency report (json, csv, table) and the
+// appeal-by-appeal record (one JSON object per line).
+#pragma once
+
+#include "daemon/replay.hpp"
+
+#include <string>
+
+namespace replywatch::daemon {
+
+enum class ReportFormat { json, csv, table };
+
+bool parse_report_format(std::string_view text, ReportFormat& out);
+
+std::string render_report(const pipeline::Registry& registry, const ReplayResult& result,
+                          ReportFormat format);
+
+/// One appeal as a JSON line (with trailing newline).
+void append_appeal_line(std::string& out, const pipeline::Registry& registry,
+                        const pipeline::Appeal& appeal);
+
+}  // namespace replywatch::daemon

@@ -1,0 +1,135 @@
+// A small open-addressing hash map for the pairing hot path: linear probing,
+// power-of-two capacity, backward-shift deletion (no tombstones), no per-entry
+// allocation. std::unordered_map costs an allocation and a pointer chase per
+// message, which alone would eat most of the replay's per-message budget.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace replywatch::pipeline {
+
+/// Fibonacci hashing: spreads sequential ids (message ids are) over the table.
+inline std::uint64_t mix_hash(std::uint64_t x) {
+  x ^= x >> 31;
+  x *= 0x9E3779B97F4A7C15ull;
+  return x ^ (x >> 29);
+}
+
+struct PairKey {
+  std::int64_t a = 0;
+  std::int64_t b = 0;
+  friend bool operator==(const PairKey&, const PairKey&) = default;
+};
+
+struct FlatHash {
+  std::uint64_t operator()(std::int64_t k) const { return mix_hash(static_cast<std::uint64_t>(k)); }
+  std::uint64_t operator()(const PairKey& k) const {
+    return mix_hash(static_cast<std::uint64_t>(k.a) * 0xC2B2AE3D27D4EB4Full ^
+                    static_cast<std::uint64_t>(k.b));
+  }
+};
+
+template <class K, class V, class Hash = FlatHash>
+class FlatMap {
+ public:
+  FlatMap() = default;
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  V* find(const K& key) {
+    if (size_ == 0) return nullptr;
+    for (std::size_t i = slot_of(key);; i = (i + 1) & mask_) {
+      if (!used_[i]) return nullptr;
+      if (slots_[i].first == key) return &slots_[i].second;
+    }
+  }
+  const V* find(const K& key) const { return const_cast<FlatMap*>(this)->find(key); }
+  bool contains(const K& key) const { return find(key) != nullptr; }
+
+  /// Inserts `value` unless `key` is present. Returns the stored value and whether it is new.
+  std::pair<V*, bool> try_emplace(const K& key, const V& value) {
+    if ((size_ + 1) * 4 > capacity() * 3) grow();
+    std::size_t i = slot_of(key);
+    for (; used_[i]; i = (i + 1) & mask_) {
+      if (slots_[i].first == key) return {&slots_[i].second, false};
+    }
+    used_[i] = 1;
+    slots_[i] = {key, value};
+    ++size_;
+    return {&slots_[i].second, true};
+  }
+
+  bool erase(const K& key) {
+    if (size_ == 0) return false;
+    std::size_t i = slot_of(key);
+    for (;; i = (i + 1) & mask_) {
+      if (!used_[i]) return false;
+      if (slots_[i].first == key) break;
+    }
+    // Backward shift: pull later members of the probe run into the hole so lookups
+    // never need tombstones.
+    std::size_t hole = i;
+    for (std::size_t j = (i + 1) & mask_; used_[j]; j = (j + 1) & mask_) {
+      const std::size_t home = slot_of(slots_[j].first);
+      const bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+      if (movable) {
+        slots_[hole] = std::move(slots_[j]);
+        hole = j;
+      }
+    }
+    used_[hole] = 0;
+    --size_;
+    return true;
+  }
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < used_.size(); ++i) {
+      if (used_[i]) f(slots_[i].first, slots_[i].second);
+    }
+  }
+
+  void clear() {
+    slots_.clear();
+    used_.clear();
+    size_ = 0;
+    mask_ = 0;
+  }
+
+  /// Bytes held by the table (for memory accounting in benchmarks).
+  std::size_t memory_bytes() const {
+    return slots_.capacity() * sizeof(std::pair<K, V>) + used_.capacity();
+  }
+
+ private:
+  std::size_t capacity() const { return used_.size(); }
+  std::size_t slot_of(const K& key) const { return Hash{}(key) & mask_; }
+
+  void grow() {
+    const std::size_t next = capacity() == 0 ? 16 : capacity() * 2;
+    std::vector<std::pair<K, V>> old_slots(next);
+    std::vector<std::uint8_t> old_used(next, 0);
+    old_slots.swap(slots_);
+    old_used.swap(used_);
+    mask_ = next - 1;
+    for (std::size_t i = 0; i < old_used.size(); ++i) {
+      if (!old_used[i]) continue;
+      std::size_t j = slot_of(old_slots[i].first);
+      while (used_[j]) j = (j + 1) & mask_;
+      used_[j] = 1;
+      slots_[j] = std::move(old_slots[i]);
+    }
+  }
+
+  std::vector<std::pair<K, V>> slots_;
+  std::vector<std::uint8_t> used_;
+  std::size_t size_ = 0;
+  std::size_t mask_ = 0;
+};
+
+}  // namespace replywatch::pipeline

@@ -1,0 +1,64 @@
+// Exact per-agency statistics over a finite set of appeals (replay, and the
+// reference the daemon's rolling sketches are checked against).
+#pragma once
+
+#include "pipeline/pairing.hpp"
+#include "pipeline/registry.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace replywatch::pipeline {
+
+/// Exact quantile of sorted values: rank q·(n−1), linear interpolation between neighbours.
+std::optional<double> exact_quantile(const std::vector<std::int64_t>& sorted, double q);
+
+/// One observation for Kaplan–Meier: an answer at `seconds`, or censored there.
+struct SurvivalSample {
+  std::int64_t seconds = 0;
+  bool answered = false;
+};
+
+/// The smallest time at which the Kaplan–Meier survival estimate (probability of
+/// still waiting) drops to 0.5 or below; nullopt if it never does. At tied times
+/// answers count before censorings.
+std::optional<double> kaplan_meier_median(std::vector<SurvivalSample> samples);
+
+struct KindSummary {
+  std::uint64_t appeals = 0;
+  std::uint64_t answered = 0;
+  std::uint64_t unanswered = 0;
+  std::uint64_t open = 0;
+  std::optional<double> answer_rate;
+  std::optional<double> reply_median, reply_p90, reply_p99, reply_mean;
+  std::optional<double> business_median, business_p90;
+  std::optional<double> within_target_rate;
+  std::optional<double> km_median_seconds;
+};
+
+class ExactStats {
+ public:
+  explicit ExactStats(std::shared_ptr<const Registry> registry);
+
+  /// An answered or unanswered appeal.
+  void add_closed(const Appeal& appeal);
+  /// An appeal still open at `clock` (censored at clock − opened_at).
+  void add_open(const Appeal& appeal, std::int64_t clock);
+
+  KindSummary summarize(std::size_t agency, AppealKind kind) const;
+
+ private:
+  struct Accumulator {
+    std::uint64_t answered = 0, unanswered = 0, open = 0, within_target = 0;
+    std::vector<std::int64_t> reply, business;
+    std::vector<SurvivalSample> survival;
+  };
+  Accumulator& slot(const Appeal& a);
+
+  std::shared_ptr<const Registry> registry_;
+  std::vector<std::array<Accumulator, 2>> per_agency_;
+};
+
+}  // namespace replywatch::pipeline

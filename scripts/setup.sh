@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package replywatch needs to build and test. Idempotent:
+# packages already installed are left alone. Runs as root or through sudo.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates tzdata
+  libboost1.81-dev    # Asio, Beast, system::result (Debian's default 1.74 fails under C++20)
+  libssl-dev
+  libsimdjson-dev
+  libyaml-cpp-dev
+  librdkafka-dev
+  prometheus-cpp-dev
+  doctest-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+echo "setup: installing ${missing[*]}"
+"${SUDO[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}"

@@ -1,0 +1,302 @@
+// One test per pairing rule and edge case (DESIGN.md, issue #2 "Rules").
+#include "tests/support/pairing_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace replywatch::testing;
+using replywatch::pipeline::CitizenReplies;
+using replywatch::pipeline::Pairing;
+
+namespace {
+
+constexpr std::int64_t kCitizen = 1001;
+constexpr std::int64_t kOther = 1002;
+constexpr std::int64_t kT0 = 1'780'000'000;
+
+struct Run {
+  explicit Run(std::shared_ptr<replywatch::pipeline::Registry> r = make_registry())
+      : registry(std::move(r)), pairing(registry, sink) {}
+  void feed(std::initializer_list<Event> events) {
+    for (const auto& e : events) pairing.on_event(e);
+  }
+  std::shared_ptr<replywatch::pipeline::Registry> registry;
+  Recorder sink;
+  Pairing pairing;
+};
+
+}  // namespace
+
+TEST_CASE("a citizen message opens a first appeal that an official reply answers") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kPress, kT0 + 300, 10)});
+  REQUIRE(run.sink.opened.size() == 1);
+  CHECK(run.sink.opened[0].kind == AppealKind::first);
+  REQUIRE(run.sink.closed.size() == 1);
+  const Appeal& a = run.sink.closed[0];
+  CHECK(a.status == AppealStatus::answered);
+  CHECK(a.citizen == kCitizen);
+  CHECK(a.thread == 10);
+  CHECK(a.opened_message == 10);
+  CHECK(a.answer_message == 11);
+  CHECK(a.responder == kPress);
+  CHECK(a.responder_account == 1);
+  CHECK(a.reply_seconds == 300);
+  CHECK(run.pairing.open_appeals() == 0);
+}
+
+TEST_CASE("thread: a reply chain resolves to the first message without a parent") {
+  Run run;
+  // 1 is the channel's post; 2 replies to it, 3 replies to 2, the citizen replies to 3.
+  run.feed({message(1, kAlphaChannel, kT0), message(2, kOther, kT0 + 1, 1),
+            message(3, kPress, kT0 + 2, 2), message(4, kCitizen, kT0 + 3, 3)});
+  const auto it = std::find_if(run.sink.opened.begin(), run.sink.opened.end(),
+                               [](const Appeal& a) { return a.citizen == kCitizen; });
+  REQUIRE(it != run.sink.opened.end());
+  CHECK(it->thread == 1);
+}
+
+TEST_CASE("thread: a reply to a parent missing from the data threads on the parent's id") {
+  Run run;
+  run.feed({message(50, kCitizen, kT0, 42), message(51, kCitizen, kT0 + 5, 50)});
+  REQUIRE(run.sink.opened.size() == 1);  // 51 joins the appeal opened by 50
+  CHECK(run.sink.opened[0].thread == 42);
+}
+
+TEST_CASE("officials: an anonymous admin posting as the group answers") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kAlphaChat, kT0 + 60, 10)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].status == AppealStatus::answered);
+  CHECK(run.sink.closed[0].responder == kAlphaChat);
+  CHECK(run.sink.closed[0].responder_account == -1);
+}
+
+TEST_CASE("officials: the agency's channel answers") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kAlphaChannel, kT0 + 60, 10)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].responder == kAlphaChannel);
+  CHECK(run.sink.closed[0].responder_account == 0);
+}
+
+TEST_CASE("officials of another agency are neither citizens nor answers") {
+  Run run;
+  run.feed({message(10, kBetaPress, kT0), message(11, kCitizen, kT0 + 1),
+            message(12, kBetaPress, kT0 + 60, 11)});
+  REQUIRE(run.sink.opened.size() == 1);  // only the citizen's message
+  CHECK(run.sink.opened[0].citizen == kCitizen);
+  CHECK(run.sink.closed.empty());  // beta's reply does not answer in alpha's chat
+}
+
+TEST_CASE("ignore_accounts and platform bots neither appeal nor answer") {
+  Run run;
+  run.feed({message(10, kIgnoredBot, kT0), message(11, kCitizen, kT0 + 1),
+            message(12, kIgnoredBot, kT0 + 2, 11),
+            message(13, 424242, kT0 + 3, 0, kAlphaChat, EventKind::message, AuthorHint::bot)});
+  REQUIRE(run.sink.opened.size() == 1);
+  CHECK(run.sink.opened[0].citizen == kCitizen);
+  CHECK(run.sink.closed.empty());
+}
+
+TEST_CASE("service messages are skipped") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0, 0, kAlphaChat, EventKind::service)});
+  CHECK(run.sink.opened.empty());
+}
+
+TEST_CASE("an automatic forward of a channel post is never an appeal") {
+  Run run;
+  run.feed({message(10, -1005550000000, kT0, 0, kAlphaChat, EventKind::message,
+                    AuthorHint::automatic_forward)});
+  CHECK(run.sink.opened.empty());
+}
+
+TEST_CASE("later messages of the same citizen in the thread join the open appeal") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kCitizen, kT0 + 100, 10),
+            message(12, kCitizen, kT0 + 200), message(13, kPress, kT0 + 400, 11)});
+  // 10 and 11 share thread 10; 12 is a thread of its own.
+  REQUIRE(run.sink.opened.size() == 2);
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].opened_message == 10);
+  CHECK(run.sink.closed[0].reply_seconds == 400);  // waiting since the first message
+}
+
+TEST_CASE("after an answer the next appeal in the thread is a followup") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kPress, kT0 + 10, 10),
+            message(12, kCitizen, kT0 + 20, 11), message(13, kPress, kT0 + 50, 12)});
+  REQUIRE(run.sink.closed.size() == 2);
+  CHECK(run.sink.closed[0].kind == AppealKind::first);
+  CHECK(run.sink.closed[1].kind == AppealKind::followup);
+  CHECK(run.sink.closed[1].reply_seconds == 30);
+}
+
+TEST_CASE("a citizen replying to another citizen: ignored by default") {
+  Run run;
+  run.feed({message(10, kOther, kT0), message(11, kCitizen, kT0 + 5, 10)});
+  REQUIRE(run.sink.opened.size() == 1);
+  CHECK(run.sink.opened[0].citizen == kOther);
+}
+
+TEST_CASE("a citizen replying to another citizen: an appeal under 'appeal'") {
+  Run run(make_registry(1000, CitizenReplies::appeal));
+  run.feed({message(10, kOther, kT0), message(11, kCitizen, kT0 + 5, 10)});
+  REQUIRE(run.sink.opened.size() == 2);
+  CHECK(run.sink.opened[1].citizen == kCitizen);
+  CHECK(run.sink.opened[1].thread == 10);
+}
+
+TEST_CASE("an ignored citizen-to-citizen reply does not join an open appeal either") {
+  Run run;
+  run.feed({message(10, kOther, kT0), message(11, kCitizen, kT0 + 5),
+            message(12, kCitizen, kT0 + 6, 10)});
+  REQUIRE(run.sink.opened.size() == 2);  // 10 (other) and 11 (citizen, own thread)
+  CHECK(run.sink.opened[1].thread == 11);
+}
+
+TEST_CASE("a citizen replying to their own message keeps appealing") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kPress, kT0 + 5, 10),
+            message(12, kCitizen, kT0 + 9, 10)});
+  REQUIRE(run.sink.opened.size() == 2);
+  CHECK(run.sink.opened[1].kind == AppealKind::followup);
+}
+
+TEST_CASE("official posts that reply to no citizen answer nothing") {
+  Run run;
+  run.feed({message(1, kAlphaChannel, kT0), message(2, kCitizen, kT0 + 1, 1),
+            message(3, kPress, kT0 + 2), message(4, kPress, kT0 + 3, 1)});
+  CHECK(run.sink.closed.empty());
+  CHECK(run.pairing.open_appeals() == 1);
+}
+
+TEST_CASE("an answer to citizen D does not answer citizen C in the same thread") {
+  Run run;
+  run.feed({message(1, kAlphaChannel, kT0), message(2, kCitizen, kT0 + 1, 1),
+            message(3, kOther, kT0 + 2, 1), message(4, kPress, kT0 + 60, 3)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].citizen == kOther);
+  CHECK(run.pairing.open_appeals() == 1);
+}
+
+TEST_CASE("further official messages after the answer change nothing") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kPress, kT0 + 10, 10),
+            message(12, kAlphaChat, kT0 + 20, 10)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].answer_message == 11);
+}
+
+TEST_CASE("edits never answer") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0),
+            message(11, kPress, kT0 + 10, 10, kAlphaChat, EventKind::edit)});
+  CHECK(run.sink.closed.empty());
+  CHECK(run.pairing.counters().edits == 1);
+}
+
+TEST_CASE("horizon: an answer exactly at the horizon counts, one second later does not") {
+  Run on_time(make_registry(1000));
+  on_time.feed({message(10, kCitizen, kT0), message(11, kPress, kT0 + 1000, 10)});
+  REQUIRE(on_time.sink.closed.size() == 1);
+  CHECK(on_time.sink.closed[0].status == AppealStatus::answered);
+
+  Run late(make_registry(1000));
+  late.feed({message(10, kCitizen, kT0), message(11, kPress, kT0 + 1001, 10)});
+  REQUIRE(late.sink.closed.size() == 1);
+  CHECK(late.sink.closed[0].status == AppealStatus::unanswered);
+  CHECK(late.sink.closed[0].answer_message == 0);
+}
+
+TEST_CASE("horizon: a citizen message after the horizon opens a followup") {
+  Run run(make_registry(1000));
+  run.feed({message(10, kCitizen, kT0), message(11, kCitizen, kT0 + 1500, 10)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].status == AppealStatus::unanswered);
+  REQUIRE(run.sink.opened.size() == 2);
+  CHECK(run.sink.opened[1].kind == AppealKind::followup);
+  CHECK(run.sink.opened[1].opened_at == kT0 + 1500);
+}
+
+TEST_CASE("horizon: expiry by clock marks only appeals the clock has passed") {
+  Run run(make_registry(1000));
+  run.feed({message(10, kCitizen, kT0), message(20, kOther, kT0 + 500)});
+  run.pairing.expire(kT0 + 1000);  // not past 10's horizon yet
+  CHECK(run.sink.closed.empty());
+  run.pairing.expire(kT0 + 1001);
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].opened_message == 10);
+  CHECK(run.sink.closed[0].status == AppealStatus::unanswered);
+  std::vector<Appeal> open;
+  run.pairing.for_each_open([&](const Appeal& a) { open.push_back(a); });
+  REQUIRE(open.size() == 1);
+  CHECK(open[0].opened_message == 20);
+  CHECK(open[0].status == AppealStatus::open);
+}
+
+TEST_CASE("duplicates change nothing") {
+  Run run;
+  const Event appeal = message(10, kCitizen, kT0);
+  const Event answer = message(11, kPress, kT0 + 30, 10);
+  run.feed({appeal, appeal, answer, appeal, answer});
+  CHECK(run.sink.opened.size() == 1);
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.pairing.counters().duplicates == 3);
+  CHECK(run.pairing.open_appeals() == 0);
+}
+
+TEST_CASE("a duplicate id with a different author is still a duplicate") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(10, kPress, kT0 + 1),
+            message(11, kPress, kT0 + 30, 10)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].reply_seconds == 30);
+}
+
+TEST_CASE("conversations no agency owns are ignored") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0, 0, -100123), message(11, kPress, kT0 + 1, 10, -100123)});
+  CHECK(run.sink.opened.empty());
+  CHECK(run.pairing.counters().unowned == 2);
+}
+
+TEST_CASE("message ids are per conversation") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0, 0, kAlphaChat), message(10, kCitizen, kT0, 0, kBetaChat),
+            message(11, kBetaPress, kT0 + 70, 10, kBetaChat)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].agency == 1);
+  CHECK(run.pairing.open_appeals() == 1);  // alpha's appeal is still waiting
+}
+
+TEST_CASE("a parent timestamped after its reply gives a reply time of zero, not negative") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0 + 100), message(11, kPress, kT0 + 40, 10)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].reply_seconds == 0);
+  CHECK(run.sink.closed[0].business_reply_seconds == 0);
+}
+
+TEST_CASE("the same citizen in two threads has two appeals") {
+  Run run;
+  run.feed({message(1, kAlphaChannel, kT0), message(2, kAlphaChannel, kT0 + 1),
+            message(3, kCitizen, kT0 + 2, 1), message(4, kCitizen, kT0 + 3, 2),
+            message(5, kPress, kT0 + 9, 4)});
+  CHECK(run.sink.opened.size() == 2);
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].thread == 2);
+  CHECK(run.pairing.open_appeals() == 1);
+}
+
+TEST_CASE("an official reply to a citizen's non-appeal message answers their open appeal") {
+  Run run;
+  // 4 replies to another citizen and is ignored, yet it is the citizen's message: the
+  // official reply to it answers the citizen's open appeal in that thread.
+  run.feed({message(1, kAlphaChannel, kT0), message(2, kCitizen, kT0 + 1, 1),
+            message(3, kOther, kT0 + 2, 1), message(4, kCitizen, kT0 + 3, 3),
+            message(5, kPress, kT0 + 10, 4)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].citizen == kCitizen);
+  CHECK(run.sink.closed[0].opened_message == 2);
+}

@@ -1,0 +1,73 @@
+// Shared helpers for pairing tests: a two-agency registry and a recording sink.
+#pragma once
+
+#include "pipeline/pairing.hpp"
+#include "pipeline/registry.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace replywatch::testing {
+
+using pipeline::Appeal;
+using pipeline::AppealKind;
+using pipeline::AppealStatus;
+using pipeline::AuthorHint;
+using pipeline::Event;
+using pipeline::EventKind;
+
+// Agency "alpha" owns conversation kAlphaChat; its officials are kPress and its
+// channel kAlphaChannel. Agency "beta" owns kBetaChat with official kBetaPress.
+constexpr std::int64_t kAlphaChat = -1001800004444;
+constexpr std::int64_t kAlphaChannel = -1001700002222;
+constexpr std::int64_t kPress = 500201;
+constexpr std::int64_t kBetaChat = -1009900001111;
+constexpr std::int64_t kBetaPress = 600301;
+constexpr std::int64_t kIgnoredBot = 7000001;
+
+inline std::shared_ptr<pipeline::Registry> make_registry(
+    std::int64_t horizon = 1000,
+    pipeline::CitizenReplies mode = pipeline::CitizenReplies::ignore) {
+  auto r = std::make_shared<pipeline::Registry>();
+  r->horizon_secs = horizon;
+  r->citizen_replies_to_citizens = mode;
+  pipeline::Agency alpha;
+  alpha.id = "alpha";
+  alpha.name = "Alpha";
+  alpha.conversations = {{pipeline::Source::telegram, kAlphaChat}};
+  alpha.accounts = {{pipeline::Source::telegram, kAlphaChannel, "channel", "", ""},
+                    {pipeline::Source::telegram, kPress, "press_office", "Press", "central"}};
+  pipeline::Agency beta;
+  beta.id = "beta";
+  beta.name = "Beta";
+  beta.conversations = {{pipeline::Source::telegram, kBetaChat}};
+  beta.accounts = {{pipeline::Source::telegram, kBetaPress, "press_office", "", ""}};
+  r->agencies = {alpha, beta};
+  r->ignore_accounts = {{pipeline::Source::telegram, kIgnoredBot}};
+  r->index();
+  return r;
+}
+
+inline Event message(std::int64_t id, std::int64_t author, std::int64_t time,
+                     std::int64_t reply_to = 0, std::int64_t chat = kAlphaChat,
+                     EventKind kind = EventKind::message, AuthorHint hint = AuthorHint::user) {
+  Event e;
+  e.conversation = chat;
+  e.message_id = id;
+  e.author = author;
+  e.time = time;
+  e.reply_to = reply_to;
+  e.kind = kind;
+  e.author_hint = hint;
+  return e;
+}
+
+class Recorder : public pipeline::AppealSink {
+ public:
+  void on_opened(const Appeal& a) override { opened.push_back(a); }
+  void on_closed(const Appeal& a) override { closed.push_back(a); }
+  std::vector<Appeal> opened;
+  std::vector<Appeal> closed;
+};
+
+}  // namespace replywatch::testing
