@@ -3,6 +3,7 @@
 #include "pipeline/calendar.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 namespace replywatch::pipeline {

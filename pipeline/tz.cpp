@@ -100,11 +100,10 @@ std::int64_t rule_day(const Rule::RuleDate& d, int y) {
   return jan1;
 }
 
-// The two transitions of year `y`, in instant order.
+// DST start and end in year `y`; callers sort (southern zones end before they start).
 std::pair<Transition, Transition> year_transitions(const Rule& r, int y) {
   const Transition on{rule_day(r.start, y) * kDay + r.start.time - r.std_offset, r.dst_offset};
   const Transition off{rule_day(r.end, y) * kDay + r.end.time - r.dst_offset, r.std_offset};
-  if (off.at < on.at) return {off, on};
   return {on, off};
 }
 
@@ -123,7 +122,7 @@ void rule_events(const Rule& r, int first_year, int last_year, RuleEvents& out) 
     out.items[out.size++] = a;
     out.items[out.size++] = b;
   }
-  // Insertion sort: stable, and the input is nearly sorted already.
+  // Insertion sort: stable, which the tie rule relies on, and fast on eight items.
   for (std::size_t i = 1; i < out.size; ++i) {
     for (std::size_t j = i; j > 0 && out.items[j - 1].at > out.items[j].at; --j) {
       std::swap(out.items[j - 1], out.items[j]);
@@ -507,15 +506,21 @@ Result<std::shared_ptr<const TimeZone>> TimeZone::load(std::string_view name,
     return make_error("unknown time zone '" + zone_name + "': " + where + " is not a zone file");
   }
 
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return make_error("time zone '" + zone_name + "': cannot open " + where);
-  std::string bytes(kMaxFileSize + 1, '\0');
-  file.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (file.bad()) return make_error("time zone '" + zone_name + "': cannot read " + where);
-  const auto size = static_cast<std::size_t>(file.gcount());
-  if (size > kMaxFileSize) {
+  const std::uintmax_t file_size = fs::file_size(path, ec);
+  if (ec) {
+    return make_error("time zone '" + zone_name + "': cannot access " + where + ": " +
+                      ec.message());
+  }
+  if (file_size > kMaxFileSize) {
     return make_error("time zone '" + zone_name + "': " + where + " is too large for a TZif file");
   }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return make_error("time zone '" + zone_name + "': cannot open " + where);
+  std::string bytes(static_cast<std::size_t>(file_size), '\0');
+  file.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (file.bad()) return make_error("time zone '" + zone_name + "': cannot read " + where);
+  // A file that shrank meanwhile parses as truncated; one that grew is read up to its size.
+  const auto size = static_cast<std::size_t>(file.gcount());
 
   auto data = parse_tzif(reinterpret_cast<const unsigned char*>(bytes.data()), size);
   if (!data) {
@@ -585,16 +590,26 @@ std::int64_t TimeZone::to_utc(std::int64_t local_seconds) const {
     }
   }
 
-  if (footer_ && footer_->has_dst && hi >= footer_->table_end) {
-    // Evaluate the rule in the reference cycle and shift its transitions back.
-    const std::int64_t shift = floor_div(lo, kCycle) * kCycle;
-    RuleEvents ev;
-    rule_events(*footer_, year_of(lo - shift) - 1, year_of(hi - shift) + 1, ev);
-    for (std::size_t i = 0; i < ev.size; ++i) {
-      const std::int64_t at = ev.items[i].at + shift;
-      if (at <= lo || at < footer_->table_end) continue;
-      if (at > hi) break;
-      if (step(at, ev.items[i].offset)) return answer;
+  if (footer_ && hi >= footer_->table_end) {
+    std::int64_t covered = lo;  // rule transitions up to here are already reflected
+    if (lo < footer_->table_end) {
+      // Hand over from table to rule as offset_at does, even if a file disagrees with
+      // its own footer there.
+      const std::int64_t at = footer_->table_end;
+      if (step(at, rule_offset(*footer_, at))) return answer;
+      covered = at;
+    }
+    if (footer_->has_dst) {
+      // Evaluate the rule in the reference cycle and shift its transitions back.
+      const std::int64_t shift = floor_div(lo, kCycle) * kCycle;
+      RuleEvents ev;
+      rule_events(*footer_, year_of(lo - shift) - 1, year_of(hi - shift) + 1, ev);
+      for (std::size_t i = 0; i < ev.size; ++i) {
+        const std::int64_t at = ev.items[i].at + shift;
+        if (at <= covered) continue;
+        if (at > hi) break;
+        if (step(at, ev.items[i].offset)) return answer;
+      }
     }
   }
   return std::max(piece_start, local - offset);

@@ -12,6 +12,7 @@ PACKAGES=(
   librdkafka-dev
   prometheus-cpp-dev
   doctest-dev
+  python3             # command-line tests
 )
 
 missing=()

@@ -71,7 +71,7 @@ TEST_CASE("a valid configuration loads with its registry") {
 
 TEST_CASE("unknown keys are named with their path, line and the known keys") {
   const auto msg = problems(replace(kValid, "    holidays:", "    holydays:"));
-  CHECK(contains(msg, "agencies.yaml:14: agencies[0].holydays: unknown key 'holydays'"));
+  CHECK(contains(msg, "agencies.yaml:13: agencies[0].holydays: unknown key 'holydays'"));
   CHECK(contains(msg, "known: id, name, timezone"));
 }
 
@@ -96,7 +96,7 @@ TEST_CASE("ids must be integers and agency ids labels") {
 
 TEST_CASE("bad time ranges are named") {
   const auto msg = problems(replace(kValid, "\"14:00-18:30\"", "\"14:00-25:30\""));
-  CHECK(contains(msg, "agencies.yaml:11: agencies[0].business_hours.mon[1]: bad interval '14:00-25:30'"));
+  CHECK(contains(msg, "agencies.yaml:10: agencies[0].business_hours.mon[1]: bad interval '14:00-25:30'"));
   const auto empty = problems(replace(kValid, "\"22:00-02:00\"", "\"09:00-09:00\""));
   CHECK(contains(empty, "business_hours.tue[0]: empty interval"));
   const auto day = problems(replace(kValid, "      sun: []", "      sunday: []"));
