@@ -70,6 +70,33 @@ std::string resolve_input(const std::string& input) {
   return input;
 }
 
+/// CPU time split and page faults of one pass: on this VM a fresh 4 KiB page costs
+/// microseconds of kernel time, so where memory is first touched matters as much as code.
+struct Usage {
+  double user = 0, sys = 0;
+  long faults = 0;
+};
+
+Usage usage_now() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return {secs(u.ru_utime), secs(u.ru_stime), u.ru_minflt + u.ru_majflt};
+}
+
+Usage operator-(const Usage& a, const Usage& b) {
+  return {a.user - b.user, a.sys - b.sys, a.faults - b.faults};
+}
+
+/// The 1-minute load average: figures taken while other jobs hold the cores are not
+/// comparable, so every report states it.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string first;
+  in >> first;
+  return first.empty() ? "?" : first;
+}
+
 long peak_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -197,9 +224,10 @@ void warm_cache(const std::vector<std::string>& files) {
 }
 
 void print_pass(const char* name, int run, double secs, std::uint64_t messages,
-                std::uint64_t bytes) {
-  std::printf("  %-22s run %d: %8.3f s  %12.0f msg/s  %8.1f MB/s\n", name, run, secs,
-              static_cast<double>(messages) / secs, static_cast<double>(bytes) / secs / 1e6);
+                const Usage& used) {
+  std::printf("  %-18s run %d: %8.3f s %11.0f msg/s | user %7.3f s  sys %7.3f s  faults %8ld\n",
+              name, run, secs, static_cast<double>(messages) / secs, used.user, used.sys,
+              used.faults);
 }
 
 void print_summary(const daemon::ReplayResult& r, const pipeline::Registry& registry) {
@@ -311,16 +339,20 @@ int run(int argc, char** argv) {
   std::ostream no_progress(nullptr);  // a stream without a buffer drops what it is given
 
   // ---- 1. run_replay: parse + buffer + pair + stats, exactly as `replywatch replay`.
-  std::printf("replay_bench: %zu input file(s), %.3f GB, config %s, %zu agencies, %d run(s)\n",
+  std::printf("replay_bench: %zu input file(s), %.3f GB, config %s, %zu agencies, %d run(s), "
+              "load average %s\n",
               files.size(), static_cast<double>(bytes) / 1e9, args.config.c_str(),
-              registry->agencies.size(), args.runs);
+              registry->agencies.size(), args.runs, load_average().c_str());
   std::vector<double> replay_secs;
+  std::vector<Usage> replay_usage;
   std::uint64_t messages = 0;
   double report_secs = 0;
   for (int r = 1; r <= args.runs; ++r) {
+    const Usage before = usage_now();
     const auto start = Clock::now();
     daemon::ReplayResult result = daemon::run_replay(registry, options, no_progress);
     const double secs = seconds_since(start);
+    const Usage used = usage_now() - before;
     if (!result.rejected_files.empty()) {
       for (const auto& f : result.rejected_files) {
         std::fprintf(stderr, "replay_bench: rejected %s: %s\n", f.file.c_str(), f.error.c_str());
@@ -329,13 +361,14 @@ int run(int argc, char** argv) {
     }
     messages = result.messages;
     replay_secs.push_back(secs);
-    print_pass("replay", r, secs, messages, bytes);
+    replay_usage.push_back(used);
+    print_pass("replay", r, secs, messages, used);
     if (r == args.runs) {
       const auto report_start = Clock::now();
       const std::string report =
           daemon::render_report(*registry, result, daemon::ReportFormat::json);
       report_secs = seconds_since(report_start);
-      std::printf("  %-22s        %8.3f s  (%zu bytes of JSON; not in the replay figure)\n",
+      std::printf("  %-18s        %8.3f s  (%zu bytes of JSON; not in the replay figure)\n",
                   "render_report", report_secs, report.size());
       print_summary(result, *registry);
     }
@@ -346,6 +379,7 @@ int run(int argc, char** argv) {
   std::vector<double> parse_secs;
   for (int r = 1; r <= args.runs; ++r) {
     NullSink sink;
+    const Usage before = usage_now();
     const auto start = Clock::now();
     for (const auto& f : files) {
       auto parsed = connectors::telegram_export::parse_file(f, parse_options, sink);
@@ -356,7 +390,7 @@ int run(int argc, char** argv) {
     }
     const double secs = seconds_since(start);
     parse_secs.push_back(secs);
-    print_pass("parse only", r, secs, sink.events, bytes);
+    print_pass("parse only", r, secs, sink.events, usage_now() - before);
     if (sink.events != messages) {
       std::fprintf(stderr, "replay_bench: note: parse-only saw %llu events, replay %llu\n",
                    static_cast<unsigned long long>(sink.events),
@@ -373,6 +407,7 @@ int run(int argc, char** argv) {
   std::vector<double> pair_secs;
   std::uint64_t appeals_open = 0;
   for (int r = 1; r <= args.runs; ++r) {
+    const Usage before = usage_now();
     const auto start = Clock::now();
     pipeline::ExactStats stats(registry);
     StatsSink sink(stats);
@@ -386,7 +421,7 @@ int run(int argc, char** argv) {
     appeals_open = pairing.open_appeals();
     const double secs = seconds_since(start);
     pair_secs.push_back(secs);
-    print_pass("pair + stats only", r, secs, collected.events.size(), bytes);
+    print_pass("pair + stats only", r, secs, collected.events.size(), usage_now() - before);
   }
 
   const double replay_med = median(replay_secs);
@@ -399,6 +434,18 @@ int run(int argc, char** argv) {
               static_cast<unsigned long long>(appeals_open));
   std::printf("median replay (parse + pair + stats): %.3f s  %.0f msg/s  %.1f MB/s\n", replay_med,
               n / replay_med, static_cast<double>(bytes) / replay_med / 1e6);
+  {
+    std::vector<double> user, sys;
+    for (const auto& u : replay_usage) {
+      user.push_back(u.user);
+      sys.push_back(u.sys);
+    }
+    // On a shared machine wall time includes waiting for a core; CPU time does not.
+    const double cpu = median(user) + median(sys);
+    std::printf("  CPU (medians): user %.3f s + kernel %.3f s = %.3f s, %.0f msg/s per CPU "
+                "second\n",
+                median(user), median(sys), cpu, n / cpu);
+  }
   std::printf("median parse only:                    %.3f s  %.0f msg/s  %.1f MB/s  (%.0f%% of "
               "replay)\n",
               parse_med, n / parse_med, static_cast<double>(bytes) / parse_med / 1e6,
@@ -407,7 +454,7 @@ int run(int argc, char** argv) {
               pair_med, n / pair_med, 100 * pair_med / replay_med);
   std::printf("replay - parse - pair (buffering, merging, sorting): %.3f s\n",
               replay_med - parse_med - pair_med);
-  std::printf("peak RSS %ld MiB\n", peak_rss_mib());
+  std::printf("peak RSS %ld MiB, load average now %s\n", peak_rss_mib(), load_average().c_str());
   const bool met = n / replay_med >= args.target;
   std::printf("target %.0f msg/s: %s\n", args.target, met ? "met" : "MISSED");
   return 0;

@@ -4,6 +4,7 @@
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/report.hpp"
+#include "daemon/server.hpp"
 
 #include <fstream>
 
@@ -24,6 +25,7 @@ Usage:
   replywatch <command> [flags]
 
 Commands:
+  run           Run the daemon: connectors, pairing, /metrics and the ranking API
   replay        Pair appeals and answers in Telegram Desktop exports; print statistics
   check-config  Validate a configuration file; exit 0 when valid, 1 otherwise
 
@@ -53,6 +55,22 @@ Flags:
 A file that is not valid JSON or not an export is named on stderr and skipped;
 the other inputs are still processed and the exit code is 2. Malformed messages
 are skipped and counted under `rejected_messages` in the report.
+)";
+
+constexpr const char* kRunHelp = R"(Usage:
+  replywatch run --config FILE
+
+Runs the daemon until SIGTERM or SIGINT: the configured connectors feed the
+in-process bus, appeals are paired and expired on the wall clock, and the HTTP
+server (daemon.listen, default 127.0.0.1:9464) serves /metrics, /healthz,
+/readyz, /api/v1/ranking and /api/v1/appeals. State is snapshotted to
+daemon.data_dir periodically and at shutdown, and restored at start.
+SIGHUP reloads the configuration (registry changes apply at once; an invalid
+file is rejected and the running configuration kept).
+
+Flags:
+  --config FILE   The configuration. Required.
+  -h, --help      Show this help.
 )";
 
 constexpr const char* kCheckConfigHelp = R"(Usage:
@@ -224,6 +242,24 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
   return result.rejected_files.empty() ? 0 : 2;
 }
 
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (wants_help(args)) {
+    out << kRunHelp;
+    return 0;
+  }
+  std::string config_path, problem;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (take_value(args, i, "--config", config_path, problem)) continue;
+    err << "replywatch run: unknown argument '" << args[i] << "'\n";
+    return 1;
+  }
+  if (!problem.empty() || config_path.empty()) {
+    err << "replywatch run: " << (problem.empty() ? "--config FILE is required" : problem) << "\n";
+    return 1;
+  }
+  return run_daemon(RunOptions{config_path});
+}
+
 }  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
@@ -236,6 +272,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     out << "replywatch " << REPLYWATCH_VERSION << " (" << REPLYWATCH_REVISION << ")\n";
     return 0;
   }
+  if (args[0] == "run") return run(args, out, err);
   if (args[0] == "replay") return replay(args, out, err, err_is_terminal);
   if (args[0] == "check-config") return check_config(args, out, err);
   err << "replywatch: unknown command '" << args[0] << "' (see replywatch --help)\n";

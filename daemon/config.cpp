@@ -217,7 +217,127 @@ void check_telegram_conversation(Checker& ck, const YAML::Node& node, const std:
   }
 }
 
+bool positive(Checker& ck, const YAML::Node& node, const std::string& path, std::int64_t max,
+              std::int64_t& out) {
+  std::int64_t v = 0;
+  if (!ck.integer(node, path, v)) return false;
+  if (v <= 0 || v > max) {
+    ck.problem(node, path, "must be between 1 and " + std::to_string(max));
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+void parse_daemon(Checker& ck, const YAML::Node& node, DaemonSettings& d) {
+  const auto m = ck.mapping(node, "daemon",
+                            {"listen", "data_dir", "snapshot_interval_secs", "expiry_tick_secs",
+                             "message_retention_secs", "appeal_retention_secs"},
+                            {});
+  if (auto f = m.find("listen"); f != m.end()) {
+    std::string listen;
+    if (ck.text(f->second, "daemon.listen", listen)) {
+      const auto colon = listen.rfind(':');
+      unsigned port = 0;
+      const char* end = listen.data() + listen.size();
+      const bool ok = colon != std::string::npos && colon > 0 && colon + 1 < listen.size() &&
+                      std::from_chars(listen.data() + colon + 1, end, port).ptr == end &&
+                      port <= 65535;
+      if (!ok) {
+        ck.problem(f->second, "daemon.listen",
+                   "expected HOST:PORT (e.g. \"127.0.0.1:9464\"), not '" + listen + "'");
+      } else {
+        d.listen_address = listen.substr(0, colon);
+        if (d.listen_address.size() > 2 && d.listen_address.front() == '[' &&
+            d.listen_address.back() == ']') {
+          d.listen_address = d.listen_address.substr(1, d.listen_address.size() - 2);
+        }
+        d.listen_port = static_cast<std::uint16_t>(port);
+      }
+    }
+  }
+  if (auto f = m.find("data_dir"); f != m.end()) {
+    if (ck.text(f->second, "daemon.data_dir", d.data_dir) && d.data_dir.empty()) {
+      ck.problem(f->second, "daemon.data_dir", "must not be empty");
+    }
+  }
+  if (auto f = m.find("snapshot_interval_secs"); f != m.end()) {
+    positive(ck, f->second, "daemon.snapshot_interval_secs", 86400, d.snapshot_interval_secs);
+  }
+  if (auto f = m.find("expiry_tick_secs"); f != m.end()) {
+    positive(ck, f->second, "daemon.expiry_tick_secs", 3600, d.expiry_tick_secs);
+  }
+  if (auto f = m.find("message_retention_secs"); f != m.end()) {
+    positive(ck, f->second, "daemon.message_retention_secs", 3660LL * 86400,
+             d.message_retention_secs);
+  }
+  if (auto f = m.find("appeal_retention_secs"); f != m.end()) {
+    positive(ck, f->second, "daemon.appeal_retention_secs", 3660LL * 86400,
+             d.appeal_retention_secs);
+  }
+}
+
+void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<ConnectorConfig>& out) {
+  if (!ck.sequence(node, "connectors")) return;
+  std::map<std::string, int> names;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    const std::string path = "connectors[" + std::to_string(i) + "]";
+    const YAML::Node item = node[i];
+    // The type decides which keys are valid, so read it first.
+    std::string type;
+    if (item.IsMap() && item["type"] && item["type"].IsScalar()) type = item["type"].Scalar();
+    std::vector<std::string_view> known = {"name", "type", "poll_interval_secs"};
+    if (type == "telegram_export") {
+      known.insert(known.end(), {"directory", "export_timezone"});
+    } else if (type == "ndjson") {
+      known.insert(known.end(), {"path"});
+    }
+    const auto m = ck.mapping(item, path, known, {"name", "type"});
+    ConnectorConfig c;
+    c.line = item.Mark().line + 1;
+    if (auto f = m.find("type"); f != m.end() && ck.text(f->second, path + ".type", c.type)) {
+      const auto& types = connector_types();
+      if (std::find(types.begin(), types.end(), c.type) == types.end()) {
+        ck.problem(f->second, path + ".type",
+                   "unknown connector type '" + c.type + "' (known: " + join(types) + ")");
+        continue;
+      }
+    }
+    if (auto f = m.find("name"); f != m.end() && ck.text(f->second, path + ".name", c.name)) {
+      if (!is_label(c.name)) {
+        ck.problem(f->second, path + ".name", "connector name '" + c.name + "' must match [a-z0-9_]+");
+      } else if (auto prev = names.find(c.name); prev != names.end()) {
+        ck.problem(f->second, path + ".name",
+                   "connector name '" + c.name + "' is already used (line " +
+                       std::to_string(prev->second) + ")");
+      } else {
+        names.emplace(c.name, f->second.Mark().line + 1);
+      }
+    }
+    if (auto f = m.find("poll_interval_secs"); f != m.end()) {
+      positive(ck, f->second, path + ".poll_interval_secs", 86400, c.poll_interval_secs);
+    }
+    const char* path_key = c.type == "telegram_export" ? "directory" : "path";
+    if (auto f = m.find(path_key); f != m.end()) {
+      if (ck.text(f->second, path + "." + path_key, c.path) && c.path.empty()) {
+        ck.problem(f->second, path + "." + path_key, "must not be empty");
+      }
+    } else if (!c.type.empty()) {
+      ck.problem(item, path + "." + path_key, std::string("missing required key '") + path_key + "'");
+    }
+    if (auto f = m.find("export_timezone"); f != m.end()) {
+      c.export_timezone = ck.zone(f->second, path + ".export_timezone");
+    }
+    out.push_back(std::move(c));
+  }
+}
+
 }  // namespace
+
+const std::vector<std::string_view>& connector_types() {
+  static const std::vector<std::string_view> kTypes = {"telegram_export", "ndjson"};
+  return kTypes;
+}
 
 Result<Config> parse_config(std::string_view yaml, std::string_view origin,
                             std::string_view zoneinfo_dir) {
@@ -234,9 +354,15 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
 
   Checker ck(zoneinfo_dir);
   auto registry = std::make_shared<pipeline::Registry>();
-  const auto top = ck.mapping(
-      root, "", {"horizon_secs", "citizen_replies_to_citizens", "ignore_accounts", "agencies"},
-      {"agencies"});
+  const auto top = ck.mapping(root, "",
+                              {"horizon_secs", "citizen_replies_to_citizens", "ignore_accounts",
+                               "agencies", "daemon", "connectors"},
+                              {"agencies"});
+  Config config;
+  if (auto it = top.find("daemon"); it != top.end()) parse_daemon(ck, it->second, config.daemon);
+  if (auto it = top.find("connectors"); it != top.end()) {
+    parse_connectors(ck, it->second, config.connectors);
+  }
 
   if (auto it = top.find("horizon_secs"); it != top.end()) {
     std::int64_t v = 0;
@@ -303,7 +429,8 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
       const std::string path = "agencies[" + std::to_string(a) + "]";
       const auto m = ck.mapping(node, path,
                                 {"id", "name", "timezone", "business_hours", "holidays",
-                                 "target_business_secs", "conversations", "accounts"},
+                                 "target_business_secs", "median_reply_threshold_secs",
+                                 "conversations", "accounts"},
                                 {"id", "name", "timezone", "conversations"});
       pipeline::Agency agency;
       if (auto f = m.find("id"); f != m.end() && ck.text(f->second, path + ".id", agency.id)) {
@@ -352,6 +479,16 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
             ck.problem(f->second, path + ".target_business_secs", "must be positive");
           } else {
             agency.target_business_secs = v;
+          }
+        }
+      }
+      if (auto f = m.find("median_reply_threshold_secs"); f != m.end()) {
+        std::int64_t v = 0;
+        if (ck.integer(f->second, path + ".median_reply_threshold_secs", v)) {
+          if (v <= 0) {
+            ck.problem(f->second, path + ".median_reply_threshold_secs", "must be positive");
+          } else {
+            agency.median_reply_threshold_secs = v;
           }
         }
       }
@@ -428,7 +565,6 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
     return make_error(std::move(message));
   }
   registry->index();
-  Config config;
   config.path = std::string(origin);
   config.registry = std::move(registry);
   return config;

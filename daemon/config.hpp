@@ -8,13 +8,40 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace replywatch::daemon {
+
+/// Daemon settings (`daemon:` section); defaults suit a single-host install.
+struct DaemonSettings {
+  std::string listen_address = "127.0.0.1";
+  std::uint16_t listen_port = 9464;
+  std::string data_dir = "/var/lib/replywatch";
+  std::int64_t snapshot_interval_secs = 60;
+  std::int64_t expiry_tick_secs = 10;
+  std::int64_t message_retention_secs = 0;  // 0: twice the horizon
+  std::int64_t appeal_retention_secs = 35 * 86400;  // closed appeals kept for /api/v1/appeals
+};
+
+/// One configured connector instance (`connectors:` list).
+struct ConnectorConfig {
+  std::string name;  // [a-z0-9_]+, unique; the `connector` label
+  std::string type;  // telegram_export | ndjson
+  std::string path;  // directory (telegram_export) or file/directory (ndjson)
+  std::int64_t poll_interval_secs = 10;
+  std::shared_ptr<const pipeline::TimeZone> export_timezone;  // telegram_export only
+  int line = 0;  // where it is declared, for messages
+};
 
 struct Config {
   std::string path;
   std::shared_ptr<const pipeline::Registry> registry;
+  DaemonSettings daemon;
+  std::vector<ConnectorConfig> connectors;
 };
+
+/// The connector types this build knows; registration is this one list.
+const std::vector<std::string_view>& connector_types();
 
 /// Reads and validates `path`. On failure the error holds one line per problem:
 /// "FILE:LINE: KEY.PATH: what is wrong".

@@ -62,8 +62,7 @@ BusinessCalendar::BusinessCalendar(std::shared_ptr<const TimeZone> zone, WeeklyH
   holidays_.erase(std::unique(holidays_.begin(), holidays_.end()), holidays_.end());
 }
 
-std::int64_t BusinessCalendar::business_seconds(std::int64_t from_utc,
-                                                std::int64_t to_utc) const {
+std::int64_t BusinessCalendar::business_seconds(std::int64_t from_utc, std::int64_t to_utc) const {
   const std::int64_t from = std::clamp(from_utc, kEarliest, kLatest);
   const std::int64_t to = std::clamp(to_utc, kEarliest, kLatest);
   if (from >= to) return 0;

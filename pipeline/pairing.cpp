@@ -1,6 +1,8 @@
 // The pairing rules (DESIGN.md, "Measurement semantics"), applied event by event.
 #include "pipeline/pairing.hpp"
 
+#include "pipeline/binary.hpp"
+
 #include <algorithm>
 
 namespace replywatch::pipeline {
@@ -65,7 +67,7 @@ AuthorClass Pairing::classify(const Conversation& c, const Event& e, std::int32_
 void Pairing::on_event(const Event& e) {
   ++counters_.events;
   Conversation* c = conversation_for(e);
-  if (!c) {
+  if (!c || c->agency < 0) {
     ++counters_.unowned;
     return;
   }
@@ -88,7 +90,7 @@ void Pairing::on_event(const Event& e) {
   const bool has_parent = parent != nullptr;
   const MessageInfo parent_copy = has_parent ? *parent : MessageInfo{};
   const auto [info, inserted] =
-      c->messages.try_emplace(e.message_id, MessageInfo{thread, e.author, cls});
+      c->messages.try_emplace(e.message_id, MessageInfo{thread, e.author, e.time, cls});
   (void)info;
   if (!inserted) {
     ++counters_.duplicates;
@@ -166,6 +168,7 @@ Appeal Pairing::make_appeal(const Conversation& c, const PairKey& key,
 void Pairing::expire(std::int64_t clock) {
   std::vector<PairKey> expired;
   for (const auto& c : conversations_) {
+    if (c->agency < 0) continue;
     expired.clear();
     c->open.for_each([&](const PairKey& key, const OpenAppeal& open) {
       if (clock > open.opened_at + registry_->horizon_secs) expired.push_back(key);
@@ -192,6 +195,139 @@ std::size_t Pairing::memory_bytes() const {
          c->seen.memory_bytes();
   }
   return n;
+}
+
+std::size_t Pairing::forget_messages_before(std::int64_t before) {
+  std::size_t forgotten = 0;
+  std::vector<std::int64_t> old;
+  for (const auto& c : conversations_) {
+    old.clear();
+    c->messages.for_each([&](std::int64_t id, const MessageInfo& m) {
+      if (m.time < before) old.push_back(id);
+    });
+    for (const auto id : old) c->messages.erase(id);
+    forgotten += old.size();
+  }
+  return forgotten;
+}
+
+void Pairing::set_registry(std::shared_ptr<const Registry> registry) {
+  registry_ = std::move(registry);
+  for (auto& c : conversations_) c->agency = registry_->agency_of_conversation(c->source, c->id);
+  // Conversations first seen after the reload are looked up as usual; the cached
+  // pointer may refer to a conversation whose owner just changed, which is fine.
+}
+
+namespace {
+constexpr std::uint32_t kPairingMagic = 0x52575031;  // "RWP1"
+constexpr std::uint32_t kPairingVersion = 1;
+}  // namespace
+
+void Pairing::serialize(std::string& out) const {
+  BinaryWriter w(out);
+  w.put(kPairingMagic);
+  w.put(kPairingVersion);
+  w.put(counters_.events);
+  w.put(counters_.duplicates);
+  w.put(counters_.unowned);
+  w.put(counters_.edits);
+  w.put(counters_.removals);
+  w.put(counters_.citizen_to_citizen);
+  w.put(static_cast<std::uint64_t>(conversations_.size()));
+  for (const auto& c : conversations_) {
+    w.put(c->id);
+    w.put(c->source);
+    w.put(static_cast<std::uint64_t>(c->messages.size()));
+    c->messages.for_each([&](std::int64_t id, const MessageInfo& m) {
+      w.put(id);
+      w.put(m.thread);
+      w.put(m.author);
+      w.put(m.time);
+      w.put(m.cls);
+    });
+    w.put(static_cast<std::uint64_t>(c->open.size()));
+    c->open.for_each([&](const PairKey& k, const OpenAppeal& o) {
+      w.put(k.a);
+      w.put(k.b);
+      w.put(o.opened_at);
+      w.put(o.opened_message);
+      w.put(o.kind);
+    });
+    w.put(static_cast<std::uint64_t>(c->seen.size()));
+    c->seen.for_each([&](const PairKey& k, std::uint8_t) {
+      w.put(k.a);
+      w.put(k.b);
+    });
+  }
+}
+
+Result<void> Pairing::restore(std::string_view in) {
+  index_.clear();
+  conversations_.clear();
+  last_ = nullptr;
+  counters_ = {};
+  BinaryReader r(in);
+  std::uint32_t magic = 0, version = 0;
+  if (!r.get(magic) || magic != kPairingMagic) return make_error("pairing state: not a pairing snapshot");
+  if (!r.get(version) || version != kPairingVersion) {
+    return make_error("pairing state: unsupported version " + std::to_string(version));
+  }
+  PairingCounters counters;
+  std::uint64_t n_conversations = 0;
+  const bool header_ok = r.get(counters.events) && r.get(counters.duplicates) &&
+                         r.get(counters.unowned) && r.get(counters.edits) &&
+                         r.get(counters.removals) && r.get(counters.citizen_to_citizen) &&
+                         r.get_count(n_conversations, 9);
+  auto damaged = [&](const char* what) {
+    index_.clear();
+    conversations_.clear();
+    return make_error(std::string("pairing state: damaged ") + what + " at byte " +
+                      std::to_string(r.position()));
+  };
+  if (!header_ok) return damaged("header");
+  for (std::uint64_t i = 0; i < n_conversations; ++i) {
+    auto c = std::make_unique<Conversation>();
+    std::uint64_t n = 0;
+    if (!r.get(c->id) || !r.get(c->source) ||
+        static_cast<std::uint8_t>(c->source) > static_cast<std::uint8_t>(Source::x)) {
+      return damaged("conversation");
+    }
+    if (!r.get_count(n, 33)) return damaged("message table");
+    for (std::uint64_t k = 0; k < n; ++k) {
+      std::int64_t id = 0;
+      MessageInfo m{};
+      if (!r.get(id) || !r.get(m.thread) || !r.get(m.author) || !r.get(m.time) || !r.get(m.cls) ||
+          static_cast<std::uint8_t>(m.cls) > static_cast<std::uint8_t>(AuthorClass::service)) {
+        return damaged("message");
+      }
+      c->messages.try_emplace(id, m);
+    }
+    if (!r.get_count(n, 33)) return damaged("open appeals");
+    for (std::uint64_t k = 0; k < n; ++k) {
+      PairKey key;
+      OpenAppeal o{};
+      if (!r.get(key.a) || !r.get(key.b) || !r.get(o.opened_at) || !r.get(o.opened_message) ||
+          !r.get(o.kind) || static_cast<std::uint8_t>(o.kind) > 1) {
+        return damaged("open appeal");
+      }
+      c->open.try_emplace(key, o);
+    }
+    if (!r.get_count(n, 16)) return damaged("appeal history");
+    for (std::uint64_t k = 0; k < n; ++k) {
+      PairKey key;
+      if (!r.get(key.a) || !r.get(key.b)) return damaged("appeal history");
+      c->seen.try_emplace(key, 1);
+    }
+    c->agency = registry_->agency_of_conversation(c->source, c->id);
+    const PairKey key{static_cast<std::int64_t>(c->source), c->id};
+    if (!index_.try_emplace(key, static_cast<std::uint32_t>(conversations_.size())).second) {
+      return damaged("conversation (repeated)");
+    }
+    conversations_.push_back(std::move(c));
+  }
+  if (!r.at_end()) return damaged("trailer");
+  counters_ = counters;
+  return {};
 }
 
 }  // namespace replywatch::pipeline

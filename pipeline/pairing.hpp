@@ -3,6 +3,7 @@
 // partitions can split the work; nothing here reads another conversation.
 #pragma once
 
+#include "pipeline/error.hpp"
 #include "pipeline/event.hpp"
 #include "pipeline/flat_map.hpp"
 #include "pipeline/registry.hpp"
@@ -84,10 +85,25 @@ class Pairing {
   /// Bytes held by pairing state (tables only), for memory benchmarks.
   std::size_t memory_bytes() const;
 
+  /// Forgets messages older than `before` (thread and parent lookups of very late
+  /// replies then fall back to the parent's id). Open appeals are unaffected.
+  /// Returns the number of messages forgotten.
+  std::size_t forget_messages_before(std::int64_t before);
+
+  /// Configuration reload: conversations keep their state; ownership is looked
+  /// up again (a conversation no agency owns any more stops pairing).
+  void set_registry(std::shared_ptr<const Registry> registry);
+
+  /// The whole state, for snapshots. restore() replaces the state; on an error the
+  /// engine is left empty.
+  void serialize(std::string& out) const;
+  Result<void> restore(std::string_view in);
+
  private:
   struct MessageInfo {
     std::int64_t thread;
     std::int64_t author;
+    std::int64_t time;
     AuthorClass cls;
   };
   struct OpenAppeal {
@@ -122,6 +138,7 @@ class Pairing {
 template <class F>
 void Pairing::for_each_open(F&& f) const {
   for (const auto& c : conversations_) {
+    if (c->agency < 0) continue;  // no longer owned after a reload
     c->open.for_each([&](const PairKey& key, const OpenAppeal& open) {
       f(make_appeal(*c, key, open));
     });

@@ -33,6 +33,7 @@ struct Agency {
   std::string timezone;
   std::shared_ptr<const BusinessCalendar> calendar;
   std::optional<std::int64_t> target_business_secs;
+  std::optional<std::int64_t> median_reply_threshold_secs;  // alerting threshold, exported
   std::vector<ConversationRef> conversations;
   std::vector<Account> accounts;
 };

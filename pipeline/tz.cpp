@@ -41,8 +41,8 @@ struct TimeZone::PosixRule {
     DateKind kind = DateKind::month_week_day;
     int day = 0;  // J form 1..365 (Feb 29 never counted), n form 0..365
     int month = 0;
-    int week = 0;     // 1..5, 5 meaning the last such weekday of the month
-    int weekday = 0;  // 0 = Sunday
+    int week = 0;                  // 1..5, 5 meaning the last such weekday of the month
+    int weekday = 0;               // 0 = Sunday
     std::int32_t time = 2 * 3600;  // local seconds after midnight; v3 allows ±167h
   };
 
@@ -288,8 +288,8 @@ class ByteReader {
   std::uint32_t be32() {
     if (!take(4)) return 0;
     const unsigned char* p = data_ + pos_ - 4;
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
-           (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+           std::uint32_t{p[3]};
   }
   std::uint64_t be64() {
     const std::uint64_t hi = be32();

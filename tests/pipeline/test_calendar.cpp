@@ -4,8 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <random>
+#include <vector>
 
 namespace {
 
@@ -102,8 +105,8 @@ TEST_CASE("calendar: holiday on a weekday") {
 
 TEST_CASE("calendar: a holiday cancels the tail of the previous night's shift") {
   WeeklyHours h{};
-  h[kMon] = {LocalInterval{22 * 60, 26 * 60}};  // Mon 22:00 - Tue 02:00
-  h[kTue] = {LocalInterval{22 * 60, 26 * 60}};  // Tue 22:00 - Wed 02:00
+  h[kMon] = {LocalInterval{22 * 60, 26 * 60}};                // Mon 22:00 - Tue 02:00
+  h[kTue] = {LocalInterval{22 * 60, 26 * 60}};                // Tue 22:00 - Wed 02:00
   const auto with_holiday = calendar(h, {date(2026, 6, 2)});  // Tuesday
   const auto without = calendar(h);
   // Mon 12:00 - Wed 12:00: Monday's shift keeps only 22:00-24:00 (its tail falls on the
@@ -182,4 +185,63 @@ TEST_CASE("calendar: a whole year of weekdays") {
   // 2026 starts on a Thursday and has 365 = 52 x 7 + 1 days: 52 x 5 + 1 (Thu Dec 31) = 261
   // weekdays of 8h; DST changes fall on Sunday nights: 261 x 28800 = 7516800 s.
   CHECK(cal.business_seconds(cet(2026, 1, 1), cet(2027, 1, 1)) == 7516800);
+}
+
+TEST_CASE("calendar: agrees with a minute-by-minute count on random schedules") {
+  // No hand-computed values here: a brute force asks, for every UTC minute, whether some
+  // non-holiday day's interval (tail cut at a holiday's midnight) contains it, which also
+  // covers overlaps, midnight tails and DST nights in combinations the cases above miss.
+  std::mt19937_64 rng(20260329);
+  for (const char* name : {"Europe/Berlin", "America/New_York", "Australia/Lord_Howe"}) {
+    auto loaded = TimeZone::load(name);
+    REQUIRE(loaded.has_value());
+    const auto zone = *loaded;
+    for (int round = 0; round < 40; ++round) {
+      WeeklyHours hours{};
+      for (auto& day : hours) {
+        for (auto k = rng() % 4; k > 0; --k) {
+          const auto start = static_cast<std::int32_t>(rng() % 1440);
+          day.push_back(LocalInterval{start, start + static_cast<std::int32_t>(rng() % 900)});
+        }
+      }
+      // Spans start within three days before a 2026 DST change of one of the zones.
+      const std::int64_t changes[] = {at(2026, 3, 8),  at(2026, 3, 29),  at(2026, 4, 5),
+                                      at(2026, 10, 4), at(2026, 10, 25), at(2026, 11, 1)};
+      const std::int64_t base = changes[rng() % 6] - 3 * 86400;
+      std::vector<year_month_day> holidays;
+      std::vector<std::int64_t> holiday_days;
+      for (auto k = rng() % 3; k > 0; --k) {
+        const std::int64_t d = base / 86400 + static_cast<std::int64_t>(rng() % 7);
+        holiday_days.push_back(d);
+        holidays.emplace_back(std::chrono::sys_days{std::chrono::days{d}});
+      }
+      const BusinessCalendar cal(zone, hours, holidays);
+      const std::int64_t from = base + static_cast<std::int64_t>(rng() % (3 * 1440)) * 60;
+      const std::int64_t to = from + static_cast<std::int64_t>(rng() % (5 * 1440)) * 60;
+
+      auto holiday = [&](std::int64_t d) {
+        return std::find(holiday_days.begin(), holiday_days.end(), d) != holiday_days.end();
+      };
+      auto business_minute = [&](std::int64_t u) {
+        const std::int64_t today = zone->to_local(u) / 86400;
+        for (std::int64_t d = today - 2; d <= today + 2; ++d) {
+          if (holiday(d)) continue;
+          const std::chrono::weekday wd{std::chrono::sys_days{std::chrono::days{d}}};
+          for (const auto& iv : hours[wd.iso_encoding() - 1]) {
+            std::int64_t end = d * 86400 + std::int64_t{iv.end_minute} * 60;
+            if (holiday(d + 1)) end = std::min(end, (d + 1) * 86400);
+            const std::int64_t start = d * 86400 + std::int64_t{iv.start_minute} * 60;
+            if (u >= zone->to_utc(start) && u < zone->to_utc(end)) return true;
+          }
+        }
+        return false;
+      };
+      std::int64_t expected = 0;
+      for (std::int64_t u = from; u < to; u += 60) expected += business_minute(u) ? 60 : 0;
+      CAPTURE(name);
+      CAPTURE(from);
+      CAPTURE(to);
+      CHECK(cal.business_seconds(from, to) == expected);
+    }
+  }
 }

@@ -300,3 +300,79 @@ TEST_CASE("an official reply to a citizen's non-appeal message answers their ope
   CHECK(run.sink.closed[0].citizen == kCitizen);
   CHECK(run.sink.closed[0].opened_message == 2);
 }
+
+TEST_CASE("snapshot: a restored engine continues exactly where the original was") {
+  Run original;
+  original.feed({message(10, kCitizen, kT0), message(11, kOther, kT0 + 5, 10),
+                 message(12, kCitizen, kT0 + 6), message(13, kPress, kT0 + 9, 12)});
+  std::string state;
+  original.pairing.serialize(state);
+
+  Run restored;
+  REQUIRE(restored.pairing.restore(state).has_value());
+  CHECK(restored.pairing.open_appeals() == original.pairing.open_appeals());
+  // A redelivered message is still a duplicate, and the answer pairs with the old appeal.
+  restored.feed({message(12, kCitizen, kT0 + 6), message(14, kPress, kT0 + 60, 10),
+                 message(15, kCitizen, kT0 + 70, 14)});
+  original.feed({message(12, kCitizen, kT0 + 6), message(14, kPress, kT0 + 60, 10),
+                 message(15, kCitizen, kT0 + 70, 14)});
+  REQUIRE(restored.sink.closed.size() == 1);
+  CHECK(restored.sink.closed[0].opened_message == 10);
+  CHECK(restored.sink.closed[0].reply_seconds == 60);
+  REQUIRE(restored.sink.opened.size() == 1);
+  CHECK(restored.sink.opened[0].kind == AppealKind::followup);
+  CHECK(restored.pairing.counters().duplicates == original.pairing.counters().duplicates);
+  std::string again, original_again;
+  restored.pairing.serialize(again);
+  original.pairing.serialize(original_again);
+  CHECK(again.size() == original_again.size());
+}
+
+TEST_CASE("snapshot: damaged state is an error, never a crash") {
+  Run original;
+  original.feed({message(10, kCitizen, kT0), message(11, kPress, kT0 + 5, 10),
+                 message(12, kCitizen, kT0 + 6)});
+  std::string state;
+  original.pairing.serialize(state);
+  for (std::size_t cut = 0; cut < state.size(); ++cut) {
+    Run r;
+    CHECK_FALSE(r.pairing.restore(std::string_view(state).substr(0, cut)).has_value());
+  }
+  std::string flipped = state;
+  for (std::size_t i = 0; i < flipped.size(); i += 7) {
+    flipped[i] = static_cast<char>(flipped[i] ^ 0x5A);
+    Run r;
+    (void)r.pairing.restore(flipped);  // any outcome but a crash
+  }
+  std::string huge_count = state.substr(0, 8 + 6 * 8);
+  huge_count.append(8, '\xff');
+  Run r;
+  CHECK_FALSE(r.pairing.restore(huge_count).has_value());
+}
+
+TEST_CASE("forgetting old messages keeps open appeals and counts what it dropped") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0), message(11, kOther, kT0 + 500)});
+  CHECK(run.pairing.forget_messages_before(kT0 + 100) == 1);
+  CHECK(run.pairing.open_appeals() == 2);
+  // The reply's parent is forgotten: no answer can be attributed to the old appeal.
+  run.feed({message(12, kPress, kT0 + 600, 10)});
+  CHECK(run.sink.closed.empty());
+}
+
+TEST_CASE("reload: a conversation that changes owner stops or starts pairing") {
+  Run run;
+  run.feed({message(10, kCitizen, kT0)});
+  auto moved = make_registry();
+  moved->agencies[0].conversations.clear();
+  moved->index();
+  run.pairing.set_registry(moved);
+  run.feed({message(11, kCitizen, kT0 + 1)});
+  CHECK(run.sink.opened.size() == 1);
+  int open = 0;
+  run.pairing.for_each_open([&](const Appeal&) { ++open; });
+  CHECK(open == 0);
+  run.pairing.set_registry(make_registry());
+  run.feed({message(12, kCitizen, kT0 + 2)});
+  CHECK(run.sink.opened.size() == 2);
+}

@@ -434,9 +434,9 @@ TEST_CASE("tz: fixed and signed footer offsets") {
     std::int32_t offset;
   };
   // POSIX offsets count west positive: "<+0530>-5:30" is UTC+05:30.
-  for (const Case c : {Case{"<+05>-5", 18000}, Case{"<+0530>-5:30", 19800},
-                       Case{"<-0330>3:30", -12600}, Case{"<+0545>-05:45:00", 20700},
-                       Case{"XYZ+4", -14400}, Case{"UTC0", 0}}) {
+  for (const Case c :
+       {Case{"<+05>-5", 18000}, Case{"<+0530>-5:30", 19800}, Case{"<-0330>3:30", -12600},
+        Case{"<+0545>-05:45:00", 20700}, Case{"XYZ+4", -14400}, Case{"UTC0", 0}}) {
     CAPTURE(c.footer);
     TzifSpec spec;
     spec.offsets = {0};  // deliberately different: without transitions the footer rules
@@ -464,9 +464,9 @@ TEST_CASE("tz: permanent DST written as 0/0,J365/25") {
   for (const char* name : {"Perm", "PermTable"}) {
     CAPTURE(name);
     const auto z = zone(name, tmp.dir());
-    for (const std::int64_t t : {at(2030, 1, 1, 4, 59, 59), at(2030, 1, 1, 5),
-                                 at(2030, 1, 1, 5, 0, 1), at(2030, 7, 1), at(2031, 12, 31, 23),
-                                 at(2245, 1, 1, 5)}) {
+    for (const std::int64_t t :
+         {at(2030, 1, 1, 4, 59, 59), at(2030, 1, 1, 5), at(2030, 1, 1, 5, 0, 1), at(2030, 7, 1),
+          at(2031, 12, 31, 23), at(2245, 1, 1, 5)}) {
       CHECK(z->offset_at(t) == -14400);
     }
     CHECK(z->to_utc(at(2030, 1, 1, 0, 30)) == at(2030, 1, 1, 4, 30));

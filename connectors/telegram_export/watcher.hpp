@@ -1,0 +1,29 @@
+// Connector `telegram_export`: watches a directory for Telegram Desktop exports
+// and ingests new and changed ones, remembering each file's size and mtime.
+#pragma once
+
+#include "connectors/connector.hpp"
+#include "connectors/telegram_export/export_parser.hpp"
+
+#include <map>
+#include <string>
+
+namespace replywatch::connectors::telegram_export {
+
+class Watcher : public Connector {
+ public:
+  /// `ingested`: the cursors restored from the last snapshot (path → mark).
+  Watcher(std::string name, std::string directory, ParseOptions options, CursorMap ingested);
+  const std::string& name() const override { return name_; }
+  PollOutcome poll(Output& out, const std::atomic<bool>& stop) override;
+  bool pending() const override;
+
+ private:
+  std::string name_;
+  std::string directory_;
+  ParseOptions options_;
+  CursorMap ingested_;                   // path → mark of the version ingested (or refused)
+  std::map<std::string, std::string> seen_;  // path → mark at the previous poll
+};
+
+}  // namespace replywatch::connectors::telegram_export
