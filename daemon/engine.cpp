@@ -137,7 +137,10 @@ void Histogram::observe(double v, const std::vector<double>& bounds) {
 Engine::Engine(std::shared_ptr<const Config> config)
     : config_(std::move(config)),
       pairing_(std::make_unique<pipeline::Pairing>(config_->registry, sink())),
-      rolling_(std::make_unique<pipeline::RollingStats>(config_->registry)) {
+      rolling_(std::make_unique<pipeline::RollingStats>(config_->registry)),
+      last_reload_(std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count()) {
   for (const auto& c : config_->connectors) health_[c.name];
 }
 
@@ -204,7 +207,7 @@ void Engine::on_closed(const Appeal& a) {
 void Engine::connector_success(const std::string& connector, std::int64_t now, bool caught_up) {
   auto& h = health_[connector];
   h.last_success = now;
-  h.up = true;
+  h.up = !h.fatal;
   h.caught_up = caught_up;
   h.last_error.clear();
 }
@@ -215,7 +218,16 @@ void Engine::connector_error(const std::string& connector, const std::string& er
   ++h.errors[error_type];
   h.last_error = message;
   h.caught_up = true;  // an erroring connector must not hold expiry back
-  if (fatal) h.up = false;
+  if (fatal) {
+    h.fatal = true;
+    h.up = false;
+  }
+}
+
+void Engine::connector_failed(const std::string& connector) {
+  auto& h = health_[connector];
+  h.up = false;
+  h.caught_up = true;
 }
 
 void Engine::reload(std::shared_ptr<const Config> config) {
@@ -223,7 +235,9 @@ void Engine::reload(std::shared_ptr<const Config> config) {
   pairing_->set_registry(config_->registry);
   rolling_->set_registry(config_->registry);
   for (const auto& c : config_->connectors) health_[c.name];
-  last_reload_ = now_;
+  last_reload_ = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
   last_reload_ok_ = true;
 }
 

@@ -35,7 +35,8 @@ struct ConnectorHealth {
   std::uint64_t events = 0;
   std::map<std::string, std::uint64_t> errors;  // error_type → count
   std::int64_t last_success = 0;                // unix seconds; 0 never
-  bool up = true;
+  bool up = true;      // the last poll succeeded
+  bool fatal = false;  // stopped for good (bad credentials): /readyz fails
   bool caught_up = true;
   std::string last_error;  // for /readyz; never holds secrets
 };
@@ -55,6 +56,8 @@ class Engine : private pipeline::AppealSink {
   void connector_success(const std::string& connector, std::int64_t now, bool caught_up);
   void connector_error(const std::string& connector, const std::string& error_type,
                        const std::string& message, bool fatal);
+  /// A poll that failed (after its errors were reported): the connector is down.
+  void connector_failed(const std::string& connector);
 
   /// Configuration reload; the registry changes apply at once.
   void reload(std::shared_ptr<const Config> config);

@@ -100,6 +100,7 @@ class Runner : public connectors::Output {
         });
       } else {
         ++failures;
+        asio::post(io_, [this] { engine_.connector_failed(connector_->name()); });
         if (outcome == connectors::PollOutcome::fatal) {
           asio::post(io_, [this] {
             engine_.connector_error(connector_->name(), "fatal", "connector stopped", true);
@@ -313,7 +314,7 @@ class Daemon {
     if (!restored_) body += "state: not restored\n";
     if (!started_) body += "connectors: not started\n";
     for (const auto& [name, h] : engine_.connectors()) {
-      if (!h.up) {
+      if (h.fatal) {
         ready = false;
         body += "connector " + name + ": failed: " + h.last_error + "\n";
       }

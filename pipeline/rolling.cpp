@@ -48,7 +48,7 @@ struct RollingStats::Sample {
   bool answered = false;
   bool within_target = false;
   double reply = 0;
-  double business = 0;
+  QuantileSketch::Key reply_key, business_key;
 };
 
 struct RollingStats::Totals {
@@ -80,6 +80,7 @@ bool RollingStats::Group::empty() const {
 RollingStats::RollingStats(std::shared_ptr<const Registry> registry, double relative_accuracy)
     : registry_(std::move(registry)),
       accuracy_(QuantileSketch(relative_accuracy).relative_accuracy()),
+      key_maker_(accuracy_),
       agencies_(fresh_state(*registry_)) {}
 
 RollingStats::~RollingStats() = default;
@@ -140,8 +141,8 @@ void RollingStats::add_to_group(Group& g, std::int64_t close, std::int64_t now, 
       ++sub.answered;
       if (s.within_target) ++sub.within_target;
       sub.reply_sum += s.reply;
-      sub.reply.add(s.reply);
-      sub.business.add(s.business);
+      sub.reply.add_key(s.reply_key);
+      sub.business.add_key(s.business_key);
     } else {
       ++sub.unanswered;
     }
@@ -165,7 +166,8 @@ void RollingStats::add_closed(const Appeal& a, std::int64_t now) {
     close = clamp_time(a.answered_at);
     s.answered = true;
     s.reply = static_cast<double>(std::max<std::int64_t>(0, a.reply_seconds));
-    s.business = static_cast<double>(std::max<std::int64_t>(0, a.business_reply_seconds));
+    s.reply_key = key_maker_.key_of(s.reply);
+    s.business_key = key_maker_.key_of(static_cast<double>(a.business_reply_seconds));
     s.within_target =
         agency.target_business_secs && a.business_reply_seconds <= *agency.target_business_secs;
   } else {
@@ -183,7 +185,8 @@ void RollingStats::add_closed(const Appeal& a, std::int64_t now) {
   add_to_group(state.responders[static_cast<std::size_t>(account + 1)], close, now, s);
   if (account >= 0) {
     const std::int32_t branch = state.account_branch[static_cast<std::size_t>(account)];
-    if (branch >= 0) add_to_group(state.branches[static_cast<std::size_t>(branch)].group, close, now, s);
+    if (branch >= 0)
+      add_to_group(state.branches[static_cast<std::size_t>(branch)].group, close, now, s);
   }
 }
 
@@ -206,8 +209,7 @@ void RollingStats::advance(std::int64_t now) {
   }
 }
 
-void RollingStats::collect(const Group& g, std::size_t window, std::int64_t now,
-                           Totals& t) const {
+void RollingStats::collect(const Group& g, std::size_t window, std::int64_t now, Totals& t) const {
   const Ring* ring = g.rings[window].get();
   if (!ring) return;
   const std::int64_t now_slot = floor_div(clamp_time(now), width_of(window));
@@ -236,8 +238,8 @@ void RollingStats::fill_answers(const Totals& t, WindowSummary& out) {
   if (t.answered > 0) out.mean = t.reply_sum / static_cast<double>(t.answered);
 }
 
-WindowSummary RollingStats::agency_summary(std::size_t agency, AppealKind kind,
-                                           std::size_t window, std::int64_t now,
+WindowSummary RollingStats::agency_summary(std::size_t agency, AppealKind kind, std::size_t window,
+                                           std::int64_t now,
                                            const QuantileSketch& open_ages) const {
   WindowSummary out;
   const auto k = static_cast<std::size_t>(kind);
@@ -401,7 +403,8 @@ void RollingStats::write_group(std::string& out, const Group& g) const {
     const Ring& ring = *g.rings[w];
     wire::put_svarint(out, ring.head);
     std::uint8_t n = 0;
-    for (std::int64_t age = 0; age < kRingSize; ++age) n = static_cast<std::uint8_t>(n + (live(ring, age) ? 1 : 0));
+    for (std::int64_t age = 0; age < kRingSize; ++age)
+      n = static_cast<std::uint8_t>(n + (live(ring, age) ? 1 : 0));
     wire::put_u8(out, n);
     for (std::int64_t age = 0; age < kRingSize; ++age) {
       const SubBucket* sub = live(ring, age);
@@ -422,7 +425,8 @@ void RollingStats::serialize(std::string& out) const {
     for (const auto& ring : g.rings) {
       if (!ring) continue;
       for (const SubBucket& sub : ring->subs) {
-        if (!sub.empty() && sub.slot > ring->head - kRingSize && sub.slot <= ring->head) return true;
+        if (!sub.empty() && sub.slot > ring->head - kRingSize && sub.slot <= ring->head)
+          return true;
       }
     }
     return false;
@@ -477,7 +481,8 @@ Result<void> RollingStats::read_group(wire::Reader& r, Group& g, bool may_be_emp
     const std::int64_t head = r.svarint();
     const std::uint8_t n = r.u8();
     if (!r.ok()) return make_error("snapshot: truncated");
-    if (head < -kTimeBound || head > kTimeBound) return make_error("snapshot: ring head out of range");
+    if (head < -kTimeBound || head > kTimeBound)
+      return make_error("snapshot: ring head out of range");
     if (n == 0 || n > kSubBuckets) return make_error("snapshot: bad sub-bucket count");
     auto ring = std::make_unique<Ring>(accuracy_, head);
     std::int64_t previous_age = -1;
@@ -556,14 +561,16 @@ Result<void> RollingStats::restore(std::string_view in) {
     const std::int32_t index = registry_->agency_index(id);
     AgencyState discard;
     AgencyState& state = index >= 0 ? next[static_cast<std::size_t>(index)] : discard;
-    const Agency* agency = index >= 0 ? &registry_->agencies[static_cast<std::size_t>(index)] : nullptr;
+    const Agency* agency =
+        index >= 0 ? &registry_->agencies[static_cast<std::size_t>(index)] : nullptr;
     for (Group& g : state.kinds) {
       if (auto ok = read_group(r, g, true); !ok) return ok;
     }
 
     const std::uint64_t responders = r.varint();
     if (!r.ok()) return make_error("snapshot: truncated");
-    if (responders > r.remaining()) return make_error("snapshot: responder count exceeds the input");
+    if (responders > r.remaining())
+      return make_error("snapshot: responder count exceeds the input");
     std::set<std::pair<int, std::int64_t>> responder_ids;
     for (std::uint64_t i = 0; i < responders; ++i) {
       const std::uint8_t tag = r.u8();

@@ -2,11 +2,6 @@
 // responder and per branch: what the daemon publishes live (replay uses ExactStats).
 #pragma once
 
-#include "pipeline/error.hpp"
-#include "pipeline/pairing.hpp"
-#include "pipeline/registry.hpp"
-#include "pipeline/sketch.hpp"
-
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -15,6 +10,11 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pipeline/error.hpp"
+#include "pipeline/pairing.hpp"
+#include "pipeline/registry.hpp"
+#include "pipeline/sketch.hpp"
 
 namespace replywatch::pipeline {
 
@@ -143,8 +143,8 @@ class RollingStats {
   };
   struct AgencyState {
     std::string id;
-    std::array<Group, 2> kinds;             // AppealKind::first, AppealKind::followup
-    std::vector<Group> responders;          // [0]: the conversation; [k + 1]: account k
+    std::array<Group, 2> kinds;     // AppealKind::first, AppealKind::followup
+    std::vector<Group> responders;  // [0]: the conversation; [k + 1]: account k
     std::vector<Branch> branches;
     std::vector<std::int32_t> account_branch;  // account k → index in branches, −1: none
   };
@@ -162,6 +162,7 @@ class RollingStats {
 
   std::shared_ptr<const Registry> registry_;
   double accuracy_;
+  QuantileSketch key_maker_;           // stays empty; computes bucket keys for add_closed
   std::vector<AgencyState> agencies_;  // parallel to registry_->agencies
   std::uint64_t ignored_ = 0;
 };

@@ -22,7 +22,7 @@ double checked_accuracy(double a) {
   const bool valid = a >= QuantileSketch::kMinAccuracy && a <= QuantileSketch::kMaxAccuracy;
   assert(valid && "relative accuracy out of range");
   if (valid) return a;
-  return a > QuantileSketch::kMaxAccuracy ? QuantileSketch::kMaxAccuracy
+  return a > QuantileSketch::kMaxAccuracy   ? QuantileSketch::kMaxAccuracy
          : a < QuantileSketch::kMinAccuracy ? QuantileSketch::kMinAccuracy
                                             : QuantileSketch::kDefaultAccuracy;  // NaN
 }
@@ -55,14 +55,23 @@ double QuantileSketch::bucket_value(std::int32_t index) const {
   return std::min(v, std::numeric_limits<double>::max());
 }
 
-void QuantileSketch::add(double value, std::uint64_t count) {
+void QuantileSketch::add(double value, std::uint64_t count) { add_key(key_of(value), count); }
+
+QuantileSketch::Key QuantileSketch::key_of(double value) const {
+  if (!(value > 0)) return {};
+  return {index_of(value), false};
+}
+
+void QuantileSketch::add_key(Key key, std::uint64_t count) {
+  assert((key.zero || (key.index >= min_index() && key.index <= max_index())) &&
+         "key of a sketch with another accuracy");
   if (count == 0) return;
   count_ += count;
-  if (!(value > 0)) {
+  if (key.zero) {
     zero_count_ += count;
     return;
   }
-  add_bucket(index_of(value), count);
+  add_bucket(key.index, count);
 }
 
 void QuantileSketch::add_bucket(std::int32_t index, std::uint64_t count) {

@@ -2,13 +2,13 @@
 // DDSketch manner), so rolling windows can sum sub-window sketches instead of keeping samples.
 #pragma once
 
-#include "pipeline/error.hpp"
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pipeline/error.hpp"
 
 namespace replywatch::pipeline {
 
@@ -31,6 +31,16 @@ class QuantileSketch {
   /// Negative and NaN values count as zero: a clock-skewed negative latency is "instant",
   /// not an error worth losing the sample for. +inf lands in the top bucket.
   void add(double value, std::uint64_t count = 1);
+
+  /// The bucket of a value, so one value can go into many sketches of the same accuracy
+  /// for the price of one logarithm (the rolling windows add each reply to a dozen).
+  struct Key {
+    std::int32_t index = 0;
+    bool zero = true;
+  };
+  Key key_of(double value) const;
+  /// `key` must come from a sketch of the same accuracy (asserted).
+  void add_key(Key key, std::uint64_t count = 1);
   /// Both sketches must share the accuracy (asserted); otherwise `other` is re-bucketed
   /// by its representatives, which adds its error to ours.
   void merge(const QuantileSketch& other);
@@ -91,6 +101,10 @@ class QuantileSketch {
 /// holds censoring times. As in the exact kaplan_meier_median, answers come before
 /// censorings at a tie (here: in the same bucket), and the first time at which survival
 /// drops to 0.5 or below is the median (that bucket's representative); nullopt if never.
+/// A censoring can only move later past answers of its own bucket, so the result lies
+/// between the exact median and the exact median with censorings one bucket later: within
+/// the accuracy wherever the survival curve crosses 0.5 steeply, but possibly far off where
+/// it lingers at 0.5 (there the exact median is itself unstable).
 std::optional<double> kaplan_meier_median(const QuantileSketch& answered,
                                           const QuantileSketch& censored);
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git ca-certificates tzdata
+  build-essential cmake ninja-build pkg-config git ca-certificates tzdata curl
   libboost1.81-dev    # Asio, Beast, system::result (Debian's default 1.74 fails under C++20)
   libssl-dev
   libsimdjson-dev
@@ -12,7 +12,9 @@ PACKAGES=(
   librdkafka-dev
   prometheus-cpp-dev
   doctest-dev
-  python3             # command-line tests
+  python3             # command-line and end-to-end tests
+  python3-yaml        # deploy checks read the alert rules
+  prometheus          # end-to-end tests and promtool (rules, dashboard PromQL)
 )
 
 missing=()

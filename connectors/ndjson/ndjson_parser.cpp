@@ -27,8 +27,8 @@ using pipeline::AuthorHint;
 using pipeline::EventKind;
 using simdjson::error_code;
 
-// Telegram did not exist before August 2013 and no source we read is older; times outside
-// this window are corrupt, as in the Telegram export parser.
+// The Telegram export parser's window, so that every source agrees on what a plausible time
+// is; a time outside it is nearly always a zero, or milliseconds where seconds belong.
 constexpr std::int64_t kFirstTime = 1375315200;  // 2013-08-01T00:00:00Z
 constexpr std::int64_t kEndTime = 4102444800;    // 2100-01-01T00:00:00Z
 
@@ -206,14 +206,49 @@ bool is_json_number(std::string_view token) {
   return i == token.size();
 }
 
-// Deeper values are refused rather than walked, so that the recursion below is bounded;
-// simdjson's DOM parser refuses them by the same limit.
-constexpr int kMaxDepth = static_cast<int>(simdjson::DEFAULT_MAX_DEPTH);
+// Levels of nesting a line may have, its own object counting as the first. On-Demand tracks
+// depth without enforcing its limit (1024): release builds walk on, while unoptimized builds
+// (SIMDJSON_DEVELOPMENT_CHECKS) abort a little before it on malformed input. So the depth is
+// measured before simdjson sees the line, with a margin below its limit.
+constexpr int kMaxDepth = 1000;
+
+// True when brackets outside strings nest at most `max_depth` deep and no closer comes
+// before its opener (which no JSON can have). Strings are tracked as simdjson's first stage
+// does: a quote ends a string unless escaped.
+bool nesting_within(std::string_view json, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '[':
+      case '{':
+        if (++depth > max_depth) return false;
+        break;
+      case ']':
+      case '}':
+        if (--depth < 0) return false;
+        break;
+      default: break;
+    }
+  }
+  return true;
+}
 
 // Walks a value nobody reads. On-Demand would skip it by counting brackets alone and let
 // `"raw":[1 2]` or `"raw":]` through; a line is accepted only if all of it is JSON, so that
 // a lenient reading never becomes a format integrators rely on.
 error_code validate(od::value& value, int depth) {
+  // nesting_within has bounded the depth already; this keeps the recursion bounded on its own.
   if (depth > kMaxDepth) return simdjson::DEPTH_ERROR;
   od::json_type type;
   if (error_code e = value.type().get(type)) return e;
@@ -310,6 +345,9 @@ class LineReader {
  public:
   std::string_view run(od::parser& parser, simdjson::padded_string_view json,
                        pipeline::Event& event) {
+    if (!nesting_within(std::string_view(json.data(), json.length()), kMaxDepth)) {
+      return kNotJson;
+    }
     od::document doc;
     if (parser.iterate(json).get(doc)) return kNotJson;
     od::json_type type;
@@ -523,8 +561,9 @@ Result<ReadSummary> read_new_lines(
   if (cursor.inode != 0 && (cursor.device != device || cursor.inode != inode)) {
     summary.replaced = true;
   } else if (size < cursor.offset) {
-    // copytruncate-style rotation; a file truncated and regrown past the cursor between
-    // two polls cannot be told apart from an append and is read from the old offset.
+    // copytruncate-style rotation. A file truncated and regrown past the cursor between two
+    // polls, or deleted and recreated under a reused inode number and already longer, cannot
+    // be told apart from an append and is read on from the old offset.
     summary.truncated = true;
   }
   if (summary.replaced || summary.truncated) {
@@ -569,11 +608,12 @@ Result<ReadSummary> read_new_lines(
         scanned = buffer.size();
         if (buffer.size() - start > kMaxLineBytes) {
           // Rejected before its end arrives, so that memory stays bounded by the line limit.
-          ++summary.lines;
-          ++summary.rejected;
-          if (on_rejected) on_rejected(kLineTooLong, cursor.offset);
+          const std::uint64_t line_offset = cursor.offset;
           consume(buffer.size() - start);
           cursor.in_long_line = true;
+          ++summary.lines;
+          ++summary.rejected;
+          if (on_rejected) on_rejected(kLineTooLong, line_offset);
         }
         break;
       }

@@ -32,6 +32,7 @@ class Parser {
  public:
   Parser();
   ~Parser();
+  /// A moved-from parser may only be destroyed or assigned to.
   Parser(Parser&&) noexcept;
   Parser& operator=(Parser&&) noexcept;
 
@@ -70,9 +71,11 @@ struct ReadSummary {
 /// callback that throws leaves the cursor after the last line it was given. A final line
 /// without '\n' is left for the next call unless it is already longer than kMaxLineBytes:
 /// then it is rejected as "line_too_long" at once and its remainder skipped when it arrives.
-/// About `max_bytes` are consumed per call (at least one line, whatever the budget).
-/// `line_offset` is the byte offset of the rejected line's start. An error (missing file,
-/// directory, permission, I/O) names the path; the cursor then keeps what was consumed.
+/// Stops once `max_bytes` have been consumed; the line that crosses the budget is finished,
+/// so every call makes progress (0 counts as 1). `line_offset` is the file offset at which
+/// the rejected line starts. Blank and comment lines reach neither callback; either callback
+/// may be empty. An error (missing file, directory, FIFO, permission, I/O) names the path;
+/// the cursor then keeps what was consumed before it.
 Result<ReadSummary> read_new_lines(
     const std::string& path, FileCursor& cursor, std::size_t max_bytes,
     const std::function<void(const pipeline::Event&)>& on_event,

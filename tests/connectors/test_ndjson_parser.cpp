@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -461,33 +463,56 @@ TEST_CASE("every documented reason has a line that produces it") {
   }
 }
 
-TEST_CASE("examples for each source from the documentation") {
-  const char* lines[] = {
-      R"({"source":"telegram","conversation":"-1001800004444","message_id":13,"reply_to":12,)"
-      R"("author":"-1001800004444","author_kind":"chat","time":"2026-03-02T14:25:00+05:00"})",
-      R"({"source":"vk","conversation":"-201234567","message_id":"88123","reply_to":"88120",)"
-      R"("author":"-201234567","author_kind":"chat","time":1772512200,"raw":{"post_id":88100}})",
-      R"({"source":"facebook","conversation":"104233555612345","message_id":"9912",)"
-      R"("author":"6543210987654321","time":"2026-03-02T09:10:00Z"})",
-      R"({"source":"instagram","conversation":"17841400000000001",)"
-      R"("message_id":"18031000000000002","reply_to":"18031000000000001",)"
-      R"("author":"17841400000000001","author_kind":"chat","time":"2026-03-02T09:10:00.123Z"})",
-      R"({"source":"mastodon","conversation":"109876543210987654",)"
-      R"("message_id":"111222333444555666","reply_to":"111222333444555000",)"
-      R"("author":"109000000000000001","time":"2026-03-02T09:10:00Z"})",
-      R"({"source":"x","conversation":"1765000000000000000","message_id":"1765000000000000123",)"
-      R"("reply_to":"1765000000000000000","author":"44196397","time":1772442600})",
-      R"({"source":"telegram","conversation":"-1001800004444","message_id":14,)"
-      R"("time":1772512300,"kind":"service"})",
-      R"({"source":"telegram","conversation":"-1001800004444","message_id":13,)"
-      R"("author":"500202","time":1772512400,"kind":"delete"})",
-  };
-  for (const std::string line : lines) {
-    CAPTURE(line);
-    CHECK(verdict(line).empty());
+// docs/ingest-format.md, found from this file's path so that both the CMake build (absolute
+// paths) and a direct compiler run from the repository root (relative paths) find it.
+std::string read_format_doc() {
+  std::string path = __FILE__;
+  const std::string_view self = "tests/connectors/test_ndjson_parser.cpp";
+  REQUIRE(std::string_view(path).ends_with(self));
+  path.resize(path.size() - self.size());
+  path += "docs/ingest-format.md";
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE_MESSAGE(in, "cannot open ", path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_CASE("the examples and the reasons table of the documentation") {
+  const std::string doc = read_format_doc();
+  std::istringstream lines(doc);
+  std::string line;
+  std::string section;
+  bool in_json = false;
+  std::vector<Event> examples;
+  std::vector<std::string> table;  // reasons in the order the table lists them
+  while (std::getline(lines, line)) {
+    if (line.starts_with("```")) {
+      in_json = line == "```json";
+      continue;
+    }
+    if (line.starts_with("## ")) section = line;
+    if (in_json) {
+      CAPTURE(line);
+      examples.push_back(parsed(line));
+    } else if (section == "## Rejections" && line.starts_with("| `")) {
+      table.push_back(line.substr(3, line.find('`', 3) - 3));
+    }
   }
-  CHECK(parsed(lines[5]).message_id == 1765000000000000123);
-  CHECK(parsed(lines[3]).time == 1772442600);
+  CHECK(examples.size() >= 10);
+  const auto reasons = rejection_reasons();
+  CHECK(table == std::vector<std::string>(reasons.begin(), reasons.end()));
+
+  // The values the text promises.
+  auto find = [&](Source source, std::int64_t message_id) {
+    const auto it = std::find_if(examples.begin(), examples.end(), [&](const Event& e) {
+      return e.source == source && e.message_id == message_id;
+    });
+    REQUIRE(it != examples.end());
+    return *it;
+  };
+  CHECK(find(Source::x, 1765000000000000123).time == 1772442600);
+  CHECK(find(Source::x, 1765000000000000123).reply_to == 1765000000000000000);
+  CHECK(find(Source::telegram, 13).time == 1772513700);  // date -d 2026-03-03T09:55:00+05:00
+  CHECK(find(Source::instagram, 18031000000000002).time == 1772442600);
 }
 
 // Random damage to a valid line: every outcome must be an event or a known reason, and the
@@ -527,12 +552,22 @@ TEST_CASE("mutated and hostile lines never crash") {
   CHECK(events > 0);  // some mutations land in ignored places
   CHECK(parser.parse_line(kExample, event).empty());
 
-  // Ignored values nest up to 1024 levels, counting the line's object as the first.
-  auto nested = [](std::size_t levels) {
-    return line_with("\"raw\":" + std::string(levels, '[') + std::string(levels, ']'));
+  // Lines nest up to 1000 levels, counting the line's object as the first.
+  auto nested = [](std::size_t levels, std::string_view close) {
+    std::string raw(levels - 1, '[');
+    for (std::size_t i = 1; i < levels; ++i) raw += close;
+    return line_with("\"raw\":" + raw);
   };
-  CHECK(parser.parse_line(nested(1023), event).empty());
-  CHECK(parser.parse_line(nested(1024), event) == "not_json");
+  CHECK(parser.parse_line(nested(1000, "]"), event).empty());
+  CHECK(parser.parse_line(nested(1001, "]"), event) == "not_json");
+  CHECK(parser.parse_line(nested(1000, "}"), event) == "not_json");
+  CHECK(parser.parse_line(nested(1000, ""), event) == "not_json");
+  CHECK(parser.parse_line(std::string(1000, '[') + std::string(1000, ']'), event) ==
+        "not_an_object");
+  CHECK(parser.parse_line(std::string(1001, '[') + std::string(1001, ']'), event) == "not_json");
+  // Brackets inside strings do not count.
+  CHECK(parser.parse_line(line_with("\"raw\":\"" + std::string(5000, '[') + "\\\"]\""), event)
+            .empty());
 
   // Nesting far beyond simdjson's depth limit, in ignored and in read fields, balanced or not.
   const std::size_t depth = 200000;

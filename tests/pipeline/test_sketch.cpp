@@ -1,14 +1,14 @@
 // The quantile sketch against the exact statistics it stands in for: quantiles, merging,
 // zeros, the byte format under hostile input, and the Kaplan–Meier median on sketches.
-#include "pipeline/sketch.hpp"
-#include "pipeline/stats.hpp"
-
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+
+#include "pipeline/sketch.hpp"
+#include "pipeline/stats.hpp"
 
 using namespace replywatch::pipeline;
 
@@ -121,6 +121,17 @@ TEST_CASE("zero values have their own bucket and report exactly zero") {
   CHECK(buckets[1].second == 5);
 }
 
+TEST_CASE("adding by a precomputed key equals adding the value") {
+  QuantileSketch by_value, by_key;
+  const QuantileSketch keys;
+  for (const double v : {0.0, -3.0, 0.5, 1.0, 59.0, 3600.0, 1e7}) {
+    by_value.add(v, 2);
+    by_key.add_key(keys.key_of(v), 2);
+  }
+  CHECK(by_key == by_value);
+  CHECK(by_key.zero_count() == 4);
+}
+
 TEST_CASE("extreme values land in buckets without overflow") {
   QuantileSketch s;
   s.add(1e-300);
@@ -131,7 +142,8 @@ TEST_CASE("extreme values land in buckets without overflow") {
   CHECK(std::isfinite(*s.quantile(1.0)));
   CHECK(*s.quantile(0.0) >= 0.0);
   CHECK(*s.quantile(0.0) < 1e-299);
-  std::string_view in = bytes_of(s);
+  const std::string bytes = bytes_of(s);
+  std::string_view in = bytes;
   auto back = QuantileSketch::deserialize(in);
   REQUIRE(back.has_value());
   CHECK(*back == s);
@@ -157,7 +169,8 @@ TEST_CASE("merging sketches equals adding everything to one") {
     const auto values = log_normal(rng, 20000, 900, 2.0);
     std::uniform_int_distribution<int> part(0, 6);
     std::vector<QuantileSketch> parts(7);
-    for (const auto v : values) parts[static_cast<std::size_t>(part(rng))].add(static_cast<double>(v));
+    for (const auto v : values)
+      parts[static_cast<std::size_t>(part(rng))].add(static_cast<double>(v));
     QuantileSketch merged;
     for (const auto& p : parts) merged.merge(p);
     CHECK(merged == sketch_of(values));
@@ -322,7 +335,8 @@ TEST_CASE("sketch deserialization survives random and mutated bytes") {
 TEST_CASE("Kaplan-Meier on sketches: hand-computed cases as in the exact version") {
   auto km = [](std::vector<SurvivalSample> samples) {
     QuantileSketch answered, censored;
-    for (const auto& s : samples) (s.answered ? answered : censored).add(static_cast<double>(s.seconds));
+    for (const auto& s : samples)
+      (s.answered ? answered : censored).add(static_cast<double>(s.seconds));
     return kaplan_meier_median(answered, censored);
   };
   CHECK(within(*km({{10, true}, {20, true}, {30, true}, {40, true}}), 20, kAccuracy));
@@ -334,8 +348,8 @@ TEST_CASE("Kaplan-Meier on sketches: hand-computed cases as in the exact version
   CHECK(within(*km({{10, false}, {10, true}}), 10, kAccuracy));
   CHECK(*km({{0, false}, {0, true}}) == 0.0);
   // Survival lands on 0.5 after a product of fractions (5/6 · 3/5): still the median.
-  const std::vector<SurvivalSample> half = {{5, false},  {10, true}, {20, true}, {20, true},
-                                            {30, true},  {40, false}, {50, false}};
+  const std::vector<SurvivalSample> half = {{5, false}, {10, true},  {20, true}, {20, true},
+                                            {30, true}, {40, false}, {50, false}};
   REQUIRE(*kaplan_meier_median(half) == 20.0);
   CHECK(within(*km(half), 20, kAccuracy));
 }
@@ -370,7 +384,8 @@ TEST_CASE("Kaplan-Meier on sketches agrees with the exact median on random censo
           (s.answered ? answered : censored).add(static_cast<double>(s.seconds));
           exact.push_back(s);
           if (!s.answered && s.seconds > 0) {
-            s.seconds = static_cast<std::int64_t>(std::ceil(static_cast<double>(s.seconds) * gamma)) + 1;
+            s.seconds =
+                static_cast<std::int64_t>(std::ceil(static_cast<double>(s.seconds) * gamma)) + 1;
           }
           later.push_back(s);
         }
