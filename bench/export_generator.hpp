@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -427,7 +428,7 @@ struct GeneratorReport {
 
 namespace detail {
 
-/// simdjson (and so the export parser) handles documents below 4 GiB; warn before that.
+/// simdjson (and so the export parser) takes documents of at most this many bytes.
 inline constexpr std::uint64_t kSimdjsonMaxBytes = 0xFFFFFFFFull;
 
 inline constexpr std::string_view kNotIncluded =
@@ -1535,7 +1536,7 @@ inline GeneratorReport generate_export(const GeneratorOptions& o) {
   return report;
 }
 
-/// Files at or above this size cannot be parsed by simdjson in one document.
-inline bool exceeds_parser_limit(std::uint64_t bytes) { return bytes >= detail::kSimdjsonMaxBytes; }
+/// Whether simdjson can take the file as one document (its limit is 4 GiB − 1 bytes).
+inline bool exceeds_parser_limit(std::uint64_t bytes) { return bytes > detail::kSimdjsonMaxBytes; }
 
 }  // namespace replywatch::bench

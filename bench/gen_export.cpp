@@ -127,8 +127,8 @@ int run(int argc, char** argv) {
     std::printf("%s\t%llu bytes\n", f.c_str(), static_cast<unsigned long long>(size));
     if (!ec && exceeds_parser_limit(size)) {
       std::fprintf(stderr,
-                   "gen_export: warning: %s is 4 GiB or more; simdjson cannot parse it as one "
-                   "document. Use --files to split.\n",
+                   "gen_export: warning: %s exceeds 4 GiB - 1 bytes, more than simdjson "
+                   "parses as one document. Use --files to split.\n",
                    f.c_str());
     }
   }

@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -376,6 +378,7 @@ int run(int argc, char** argv) {
 
   // ---- 2. Parsing alone: the same files into a sink that does nothing.
   connectors::telegram_export::ParseOptions parse_options;
+  parse_options.map_file = true;  // as replay reads its inputs
   std::vector<double> parse_secs;
   for (int r = 1; r <= args.runs; ++r) {
     NullSink sink;

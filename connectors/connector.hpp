@@ -6,6 +6,8 @@
 #include "pipeline/event.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -27,6 +29,11 @@ struct Batch {
   std::vector<CursorUpdate> cursors;
   std::int64_t received_at = 0;  // wall clock, unix seconds
   bool caught_up = false;        // nothing more pending after this batch
+  /// The source forgets what it delivered once we confirm it (Telegram offsets):
+  /// snapshot soon, and let the connector wait_durable() before confirming.
+  bool sync = false;
+  /// Chats that moved (a Telegram group became a supergroup): old id → new id.
+  std::vector<std::pair<std::int64_t, std::int64_t>> migrations;
 };
 
 /// Where a poll step sends its results; implemented by the daemon.
@@ -36,9 +43,18 @@ class Output {
   virtual void deliver(Batch&& batch) = 0;
   /// A recoverable problem (bad file, remote error): counted under `error_type`.
   virtual void error(const std::string& error_type, const std::string& message) = 0;
+  /// Blocks until every batch delivered so far with `sync` is in a snapshot on disk,
+  /// or `stop`. False when stopped first.
+  virtual bool wait_durable(const std::atomic<bool>& stop) {
+    (void)stop;
+    return true;
+  }
 };
 
-enum class PollOutcome { ok, failed, fatal };
+/// ok: poll again (after the interval when caught up); retry_later: the remote asked
+/// us to wait (requested_delay), not a failure; failed: back off; fatal: the
+/// connector cannot work as configured (bad token) and is marked failed.
+enum class PollOutcome { ok, retry_later, failed, fatal };
 
 class Connector {
  public:
@@ -49,6 +65,10 @@ class Connector {
   /// True while the connector knows of input it has not delivered yet (a file still
   /// settling, a backlog): the pipeline then holds wall-clock expiry back.
   virtual bool pending() const { return false; }
+  /// A wait the remote asked for (Retry-After), taking precedence over backoff.
+  virtual std::optional<std::chrono::milliseconds> requested_delay() const { return std::nullopt; }
+  /// Polling is long polling: no interval between polls that returned data or timed out.
+  virtual bool long_polls() const { return false; }
 };
 
 using CursorMap = std::map<std::string, std::string>;

@@ -4,6 +4,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -46,6 +54,9 @@ class Checker {
 
   void problem(const YAML::Node& node, std::string path, std::string message) {
     problems.push_back({node.Mark().line + 1, std::move(path), std::move(message)});
+  }
+  void problem_at(int line, std::string path, std::string message) {
+    problems.push_back({line, std::move(path), std::move(message)});
   }
 
   /// The entries of a mapping, first occurrence of each key; reports duplicates,
@@ -277,6 +288,136 @@ void parse_daemon(Checker& ck, const YAML::Node& node, DaemonSettings& d) {
   }
 }
 
+bool is_token(std::string_view t) {
+  const auto colon = t.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= t.size()) return false;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const char c = t[i];
+    const bool ok = i < colon ? (c >= '0' && c <= '9')
+                              : i == colon || std::isalnum(static_cast<unsigned char>(c)) ||
+                                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/// Reads a secret from the environment variable named by `node`; messages name
+/// the variable, never its value.
+bool secret_from_env(Checker& ck, const YAML::Node& node, const std::string& path,
+                     std::string& out) {
+  std::string var;
+  if (!ck.text(node, path, var)) return false;
+  const char* value = var.empty() ? nullptr : std::getenv(var.c_str());
+  if (!value || !*value) {
+    ck.problem(node, path, "environment variable '" + var + "' is not set or empty");
+    return false;
+  }
+  out = value;
+  return true;
+}
+
+void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path,
+                    const std::map<std::string, YAML::Node>& m, ConnectorConfig& c) {
+  c.mode = "poll";
+  if (auto f = m.find("mode"); f != m.end() && ck.text(f->second, path + ".mode", c.mode)) {
+    if (c.mode != "poll" && c.mode != "webhook") {
+      ck.problem(f->second, path + ".mode", "must be 'poll' or 'webhook', not '" + c.mode + "'");
+    }
+  }
+  const auto env = m.find("token_env");
+  const auto file = m.find("token_file");
+  if (env != m.end() && file != m.end()) {
+    ck.problem(file->second, path + ".token_file", "give token_env or token_file, not both");
+  } else if (env != m.end()) {
+    if (secret_from_env(ck, env->second, path + ".token_env", c.token) && !is_token(c.token)) {
+      ck.problem(env->second, path + ".token_env",
+                 "the variable does not hold a bot token (digits, ':', then letters, digits, "
+                 "'_' or '-')");
+    }
+  } else if (file != m.end()) {
+    std::string token_path;
+    if (ck.text(file->second, path + ".token_file", token_path)) {
+      struct stat st {};
+      errno = 0;
+      if (::stat(token_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        ck.problem(file->second, path + ".token_file",
+                   "cannot read token file '" + token_path + "': " +
+                       (errno ? std::string(std::strerror(errno)) : "not a regular file"));
+      } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        ck.problem(file->second, path + ".token_file",
+                   "token file '" + token_path +
+                       "' is accessible by group or others; chmod 600 it (the token is a "
+                       "secret)");
+      } else {
+        std::ifstream in(token_path);
+        std::getline(in, c.token);
+        while (!c.token.empty() && std::isspace(static_cast<unsigned char>(c.token.back()))) {
+          c.token.pop_back();
+        }
+        if (!is_token(c.token)) {
+          ck.problem(file->second, path + ".token_file",
+                     "token file '" + token_path + "' does not hold a bot token");
+        }
+      }
+    }
+  } else {
+    ck.problem(item, path, "missing 'token_env' or 'token_file'");
+  }
+  if (auto f = m.find("api_base_url"); f != m.end()) {
+    if (ck.text(f->second, path + ".api_base_url", c.api_base_url)) {
+      const bool ok = (c.api_base_url.rfind("https://", 0) == 0 ||
+                       c.api_base_url.rfind("http://", 0) == 0) &&
+                      c.api_base_url.find_first_of(" \t\r\n") == std::string::npos;
+      if (!ok) {
+        ck.problem(f->second, path + ".api_base_url",
+                   "expected an http:// or https:// URL, e.g. https://api.telegram.org");
+      }
+      while (!c.api_base_url.empty() && c.api_base_url.back() == '/') c.api_base_url.pop_back();
+    }
+  }
+  if (auto f = m.find("poll_timeout_secs"); f != m.end()) {
+    std::int64_t v = 0;
+    if (ck.integer(f->second, path + ".poll_timeout_secs", v)) {
+      if (v < 0 || v > 50) {
+        ck.problem(f->second, path + ".poll_timeout_secs", "must be between 0 and 50");
+      } else {
+        c.poll_timeout_secs = v;
+      }
+    }
+  }
+  if (auto f = m.find("ca_file"); f != m.end()) {
+    if (ck.text(f->second, path + ".ca_file", c.ca_file) && ::access(c.ca_file.c_str(), R_OK) != 0) {
+      ck.problem(f->second, path + ".ca_file", "cannot read CA file '" + c.ca_file + "'");
+    }
+  }
+  c.webhook_path = "/telegram/" + c.name;
+  if (auto f = m.find("webhook_path"); f != m.end()) {
+    if (ck.text(f->second, path + ".webhook_path", c.webhook_path) &&
+        (c.webhook_path.empty() || c.webhook_path[0] != '/' ||
+         c.webhook_path.find_first_of(" ?#%") != std::string::npos)) {
+      ck.problem(f->second, path + ".webhook_path", "must be a plain path starting with '/'");
+    }
+  }
+  if (c.mode == "webhook") {
+    if (auto f = m.find("secret_token_env"); f != m.end()) {
+      if (secret_from_env(ck, f->second, path + ".secret_token_env", c.secret_token)) {
+        const bool ok = c.secret_token.size() <= 256 &&
+                        std::all_of(c.secret_token.begin(), c.secret_token.end(), [](char ch) {
+                          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
+                                 ch == '-';
+                        });
+        if (!ok) {
+          ck.problem(f->second, path + ".secret_token_env",
+                     "a webhook secret is 1-256 characters of A-Z, a-z, 0-9, '_' and '-'");
+        }
+      }
+    } else {
+      ck.problem(item, path + ".secret_token_env",
+                 "webhook mode needs secret_token_env (pushes are checked against it)");
+    }
+  }
+}
+
 void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<ConnectorConfig>& out) {
   if (!ck.sequence(node, "connectors")) return;
   std::map<std::string, int> names;
@@ -291,6 +432,10 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
       known.insert(known.end(), {"directory", "export_timezone"});
     } else if (type == "ndjson") {
       known.insert(known.end(), {"path"});
+    } else if (type == "telegram") {
+      known.insert(known.end(), {"mode", "token_env", "token_file", "api_base_url",
+                                 "poll_timeout_secs", "webhook_path", "secret_token_env",
+                                 "ca_file"});
     }
     const auto m = ck.mapping(item, path, known, {"name", "type"});
     ConnectorConfig c;
@@ -317,6 +462,11 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
     if (auto f = m.find("poll_interval_secs"); f != m.end()) {
       positive(ck, f->second, path + ".poll_interval_secs", 86400, c.poll_interval_secs);
     }
+    if (c.type == "telegram") {
+      parse_telegram(ck, item, path, m, c);
+      out.push_back(std::move(c));
+      continue;
+    }
     const char* path_key = c.type == "telegram_export" ? "directory" : "path";
     if (auto f = m.find(path_key); f != m.end()) {
       if (ck.text(f->second, path + "." + path_key, c.path) && c.path.empty()) {
@@ -330,12 +480,28 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
     }
     out.push_back(std::move(c));
   }
+  // Webhook paths share the daemon's one HTTP server with its own endpoints.
+  std::map<std::string, std::string> paths = {{"/metrics", "the metrics endpoint"},
+                                              {"/healthz", "the health endpoint"},
+                                              {"/readyz", "the readiness endpoint"}};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i].type != "telegram" || out[i].mode != "webhook") continue;
+    const std::string where = "connectors." + out[i].name + ".webhook_path";
+    if (auto prev = paths.find(out[i].webhook_path); prev != paths.end()) {
+      ck.problem_at(out[i].line, where,
+                    "path '" + out[i].webhook_path + "' is already used by " + prev->second);
+    } else if (out[i].webhook_path.rfind("/api/", 0) == 0) {
+      ck.problem_at(out[i].line, where, "paths under /api/ belong to the daemon's API");
+    } else {
+      paths.emplace(out[i].webhook_path, "connector '" + out[i].name + "'");
+    }
+  }
 }
 
 }  // namespace
 
 const std::vector<std::string_view>& connector_types() {
-  static const std::vector<std::string_view> kTypes = {"telegram_export", "ndjson"};
+  static const std::vector<std::string_view> kTypes = {"telegram_export", "ndjson", "telegram"};
   return kTypes;
 }
 

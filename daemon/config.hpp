@@ -31,6 +31,17 @@ struct ConnectorConfig {
   std::int64_t poll_interval_secs = 10;
   std::shared_ptr<const pipeline::TimeZone> export_timezone;  // telegram_export only
   int line = 0;  // where it is declared, for messages
+
+  // telegram (Bot API) only.
+  std::string mode;  // poll | webhook
+  std::string api_base_url = "https://api.telegram.org";
+  std::int64_t poll_timeout_secs = 25;
+  std::string webhook_path;  // webhook mode: the daemon's path that receives pushes
+  std::string ca_file;       // extra CA to trust (a local Bot API server, tests)
+  /// Secrets, read from the environment or a file at load time. Never logged,
+  /// never in an error message, never in a metric.
+  std::string token;
+  std::string secret_token;
 };
 
 struct Config {

@@ -3,6 +3,7 @@
 #include "daemon/connectors.hpp"
 
 #include "connectors/ndjson/tailer.hpp"
+#include "connectors/telegram/poller.hpp"
 #include "connectors/telegram_export/watcher.hpp"
 
 namespace replywatch::daemon {
@@ -19,7 +20,16 @@ std::unique_ptr<connectors::Connector> make_connector(const ConnectorConfig& con
     return std::make_unique<connectors::ndjson::Tailer>(config.name, config.path,
                                                         std::move(cursors));
   }
-  return nullptr;
+  if (config.type == "telegram" && config.mode == "poll") {
+    connectors::telegram::PollerOptions options;
+    options.name = config.name;
+    options.api_base_url = config.api_base_url;
+    options.token = config.token;
+    options.ca_file = config.ca_file;
+    options.poll_timeout_secs = config.poll_timeout_secs;
+    return std::make_unique<connectors::telegram::Poller>(options, std::move(cursors));
+  }
+  return nullptr;  // webhook mode: pushes arrive on the daemon's HTTP server
 }
 
 }  // namespace replywatch::daemon

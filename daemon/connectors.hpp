@@ -9,7 +9,8 @@
 
 namespace replywatch::daemon {
 
-/// Builds the connector for `config`, resuming from `cursors`. Validation already
+/// Builds the polling connector for `config`, resuming from `cursors`; null for a
+/// connector that receives pushes (telegram webhook mode). Validation already
 /// happened in the configuration; this performs no I/O.
 std::unique_ptr<connectors::Connector> make_connector(const ConnectorConfig& config,
                                                       connectors::CursorMap cursors);

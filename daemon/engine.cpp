@@ -148,6 +148,9 @@ Engine::~Engine() = default;
 
 void Engine::apply(EventBatch&& batch, std::int64_t now) {
   now_ = now;
+  for (const auto& [from, to] : batch.migrations) {
+    pairing_->add_migration(pipeline::Source::telegram, from, to);
+  }
   const auto& bounds = reply_buckets();
   for (const auto& e : batch.events) {
     max_event_time_ = std::max(max_event_time_, e.time);
@@ -163,6 +166,15 @@ void Engine::apply(EventBatch&& batch, std::int64_t now) {
   health.events += batch.events.size();
   health.caught_up = batch.caught_up;
   for (auto& c : batch.cursors) cursors_[batch.connector][c.key] = std::move(c.value);
+  // A connector that just caught up may have delivered old appeals: age them now
+  // rather than at the next tick, so the numbers are right as soon as ingest ends.
+  if (batch.caught_up) expire(now);
+}
+
+void Engine::expire(std::int64_t now) {
+  const bool backlog = std::any_of(health_.begin(), health_.end(),
+                                   [](const auto& h) { return !h.second.caught_up; });
+  pairing_->expire(backlog ? std::min(now, max_event_time_) : now);
 }
 
 void Engine::tick(std::int64_t now) {
@@ -207,7 +219,8 @@ void Engine::on_closed(const Appeal& a) {
 void Engine::connector_success(const std::string& connector, std::int64_t now, bool caught_up) {
   auto& h = health_[connector];
   h.last_success = now;
-  h.up = !h.fatal;
+  h.fatal = false;  // it works again (the token was fixed, the server came back)
+  h.up = true;
   h.caught_up = caught_up;
   h.last_error.clear();
 }
@@ -222,6 +235,12 @@ void Engine::connector_error(const std::string& connector, const std::string& er
     h.fatal = true;
     h.up = false;
   }
+}
+
+void Engine::connector_mark_fatal(const std::string& connector) {
+  auto& h = health_[connector];
+  h.fatal = true;
+  h.up = false;
 }
 
 void Engine::connector_failed(const std::string& connector) {

@@ -58,6 +58,8 @@ class Engine : private pipeline::AppealSink {
                        const std::string& message, bool fatal);
   /// A poll that failed (after its errors were reported): the connector is down.
   void connector_failed(const std::string& connector);
+  /// The connector cannot work as configured (bad token): /readyz reports it.
+  void connector_mark_fatal(const std::string& connector);
 
   /// Configuration reload; the registry changes apply at once.
   void reload(std::shared_ptr<const Config> config);
@@ -87,6 +89,7 @@ class Engine : private pipeline::AppealSink {
 
  private:
   pipeline::AppealSink& sink() { return *this; }
+  void expire(std::int64_t now);
   void on_opened(const pipeline::Appeal& a) override;
   void on_closed(const pipeline::Appeal& a) override;
 

@@ -86,6 +86,7 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
   ReplayResult result;
   connectors::telegram_export::ParseOptions parse_options;
   parse_options.export_timezone = options.export_timezone;
+  parse_options.map_file = true;  // inputs are finished exports, not files being written
 
   // Conversation → its events from every file, in file order.
   std::unordered_map<std::int64_t, std::vector<Event>> conversations;

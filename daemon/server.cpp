@@ -10,6 +10,7 @@
 #include "daemon/http_server.hpp"
 #include "daemon/log.hpp"
 #include "daemon/snapshot_file.hpp"
+#include "connectors/telegram/update_parser.hpp"
 #include "pipeline/rolling.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -40,23 +41,64 @@ namespace {
 
 namespace asio = boost::asio;
 
+constexpr std::size_t kWebhookBodyLimit = 1 << 20;  // one Update; Telegram sends far less
+
 std::int64_t wall_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
+/// Which sync batches are on disk: a connector that must not confirm data to its
+/// source before it is durable waits here (Telegram forgets confirmed updates).
+class Durability {
+ public:
+  void published(const std::string& connector) {
+    std::lock_guard lock(mutex_);
+    ++published_[connector];
+  }
+  /// On the io thread, after a batch with sync was applied.
+  void applied(const std::string& connector) {
+    std::lock_guard lock(mutex_);
+    ++applied_[connector];
+  }
+  /// After a snapshot: everything applied so far is durable.
+  void snapshot_written() {
+    {
+      std::lock_guard lock(mutex_);
+      durable_ = applied_;
+    }
+    cv_.notify_all();
+  }
+  bool wait(const std::string& connector, const std::atomic<bool>& stop) {
+    std::unique_lock lock(mutex_);
+    const std::uint64_t want = published_[connector];
+    while (durable_[connector] < want) {
+      if (stop) return false;
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    return true;
+  }
+  void wake() { cv_.notify_all(); }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::map<std::string, std::uint64_t> published_, applied_, durable_;
+};
+
 /// Runs one connector's poll loop on its own thread; failures back off
 /// exponentially (with jitter) up to five minutes.
 class Runner : public connectors::Output {
  public:
   Runner(std::unique_ptr<connectors::Connector> connector, std::int64_t interval_secs,
-         asio::io_context& io, Bus& bus, Engine& engine)
+         asio::io_context& io, Bus& bus, Engine& engine, Durability& durability)
       : connector_(std::move(connector)),
         interval_(interval_secs),
         io_(io),
         bus_(bus),
         engine_(engine),
+        durability_(durability),
         limiter_(5, 60) {}
 
   void start() { thread_ = std::thread([this] { loop(); }); }
@@ -67,13 +109,21 @@ class Runner : public connectors::Output {
       stop_ = true;
     }
     wake_.notify_all();
+    durability_.wake();
   }
 
   void join() {
     if (thread_.joinable()) thread_.join();
   }
 
-  void deliver(connectors::Batch&& batch) override { bus_.publish(std::move(batch)); }
+  void deliver(connectors::Batch&& batch) override {
+    if (batch.sync) durability_.published(connector_->name());
+    bus_.publish(std::move(batch));
+  }
+
+  bool wait_durable(const std::atomic<bool>& stop) override {
+    return durability_.wait(connector_->name(), stop);
+  }
 
   void error(const std::string& error_type, const std::string& message) override {
     long long suppressed = 0;
@@ -98,23 +148,31 @@ class Runner : public connectors::Output {
         asio::post(io_, [this, caught_up, now = wall_now()] {
           engine_.connector_success(connector_->name(), now, caught_up);
         });
-      } else {
+      } else if (outcome != connectors::PollOutcome::retry_later) {
         ++failures;
-        asio::post(io_, [this] { engine_.connector_failed(connector_->name()); });
-        if (outcome == connectors::PollOutcome::fatal) {
-          asio::post(io_, [this] {
-            engine_.connector_error(connector_->name(), "fatal", "connector stopped", true);
-          });
-        }
+        const bool fatal = outcome == connectors::PollOutcome::fatal;
+        asio::post(io_, [this, fatal] {
+          engine_.connector_failed(connector_->name());
+          if (fatal) engine_.connector_mark_fatal(connector_->name());
+        });
       }
-      auto wait = std::chrono::milliseconds(interval_ * 1000);
-      if (failures > 0) {
-        const auto backoff = std::min<std::int64_t>(300'000, interval_ * 1000LL << std::min(failures, 8));
-        wait = std::chrono::milliseconds(backoff / 2 + static_cast<std::int64_t>(rng() % (backoff / 2 + 1)));
+      // The remote's own wait first; then backoff after failures; long polling
+      // needs no pause; other connectors wait their interval once caught up.
+      std::optional<std::chrono::milliseconds> wait = connector_->requested_delay();
+      if (!wait && failures > 0) {
+        // Exponential from 1 s (or the interval), doubling to five minutes, with
+        // jitter so that many bots recovering together do not retry in step.
+        const std::int64_t base = std::max<std::int64_t>(1000, interval_ * 1000);
+        const std::int64_t backoff = std::min<std::int64_t>(300'000, base << std::min(failures - 1, 9));
+        wait = std::chrono::milliseconds(backoff / 2 +
+                                         static_cast<std::int64_t>(rng() % (backoff / 2 + 1)));
       }
-      if (caught_up || failures > 0) {
+      if (!wait && caught_up && !connector_->long_polls()) {
+        wait = std::chrono::milliseconds(interval_ * 1000);
+      }
+      if (wait) {
         std::unique_lock lock(mutex_);
-        wake_.wait_for(lock, wait, [this] { return stop_.load(); });
+        wake_.wait_for(lock, *wait, [this] { return stop_.load(); });
       }
     }
   }
@@ -124,6 +182,7 @@ class Runner : public connectors::Output {
   asio::io_context& io_;
   Bus& bus_;
   Engine& engine_;
+  Durability& durability_;
   LogLimiter limiter_;
   std::thread thread_;
   std::mutex mutex_;
@@ -136,11 +195,21 @@ class Daemon {
   Daemon(std::string config_path, std::shared_ptr<const Config> config)
       : config_path_(std::move(config_path)),
         engine_(config),
-        bus_(io_, [this](EventBatch&& b) { engine_.apply(std::move(b), wall_now()); }),
+        bus_(io_,
+             [this](EventBatch&& b) {
+               const bool sync = b.sync;
+               const std::string connector = sync ? b.connector : std::string();
+               engine_.apply(std::move(b), wall_now());
+               if (sync) {
+                 durability_.applied(connector);
+                 schedule_sync_snapshot();
+               }
+             }),
         http_(io_, HttpLimits{}, [this](const HttpRequest& r) { return handle(r); }),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         tick_(io_),
-        snapshot_timer_(io_) {}
+        snapshot_timer_(io_),
+        sync_timer_(io_) {}
 
   int run() {
     const auto& d = engine_.config().daemon;
@@ -176,11 +245,17 @@ class Daemon {
     write_port_file(d.data_dir);
 
     for (const auto& c : engine_.config().connectors) {
+      if (c.type == "telegram" && c.mode == "webhook") {
+        add_webhook(c);
+        continue;
+      }
       auto connector = make_connector(c, engine_.cursors(c.name));
-      runners_.push_back(
-          std::make_unique<Runner>(std::move(connector), c.poll_interval_secs, io_, bus_, engine_));
+      runners_.push_back(std::make_unique<Runner>(std::move(connector), c.poll_interval_secs, io_,
+                                                  bus_, engine_, durability_));
       runners_.back()->start();
-      log_info("connector " + c.name + " (" + c.type + ") started on " + c.path);
+      log_info("connector " + c.name + " (" + c.type + ") started" +
+               (c.type == "telegram" ? " polling " + c.api_base_url + "/bot<redacted>/getUpdates"
+                                     : " on " + c.path));
     }
     started_ = true;
     engine_.tick(wall_now());
@@ -193,6 +268,79 @@ class Daemon {
   }
 
  private:
+  /// Telegram webhook mode: pushes arrive on our own HTTP server at the
+  /// connector's path, checked against its secret token.
+  struct Webhook {
+    std::string connector;
+    std::string secret;
+    std::unique_ptr<connectors::telegram::UpdateParser> parser;
+  };
+
+  void add_webhook(const ConnectorConfig& c) {
+    Webhook w;
+    w.connector = c.name;
+    w.secret = c.secret_token;
+    w.parser = std::make_unique<connectors::telegram::UpdateParser>();
+    http_.set_body_limit(c.webhook_path, kWebhookBodyLimit);
+    webhooks_.emplace(c.webhook_path, std::move(w));
+    engine_.connector_success(c.name, wall_now(), true);
+    log_info("connector " + c.name + " (telegram webhook) receiving on " + c.webhook_path);
+  }
+
+  static bool same_secret(std::string_view given, std::string_view expected) {
+    // Constant time in the secret's content: no early exit on the first difference.
+    unsigned char diff = given.size() == expected.size() ? 0 : 1;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      const char g = i < given.size() ? given[i] : '\0';
+      diff |= static_cast<unsigned char>(g ^ expected[i]);
+    }
+    return diff == 0;
+  }
+
+  HttpResponse webhook(Webhook& w, const HttpRequest& r) {
+    if (r.method != "POST") {
+      return {405, "text/plain; charset=utf-8", "POST only\n", {{"Allow", "POST"}}};
+    }
+    const auto header = r.header("x-telegram-bot-api-secret-token");
+    if (!header || !same_secret(*header, w.secret)) {
+      engine_.connector_error(w.connector, "bad_secret",
+                              "webhook push with a missing or wrong secret token from " + r.remote,
+                              false);
+      return {401, "text/plain; charset=utf-8", "unauthorized\n", {}};
+    }
+    auto parsed = w.parser->parse_update(r.body);
+    if (!parsed) {
+      engine_.connector_error(w.connector, "invalid_json", parsed.error().message, false);
+      // 200 anyway: Telegram would retry a malformed push forever; it is counted.
+      return {200, "text/plain; charset=utf-8", "ok\n", {}};
+    }
+    EventBatch batch;
+    batch.connector = w.connector;
+    batch.received_at = wall_now();
+    batch.events = std::move(parsed->events);
+    batch.rejected = std::move(parsed->rejected);
+    for (const auto& m : parsed->migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
+    batch.caught_up = true;
+    // Applying on this thread takes microseconds: the handler answers at once and
+    // nothing waits on a queue. A snapshot follows shortly (sync).
+    engine_.apply(std::move(batch), wall_now());
+    engine_.connector_success(w.connector, wall_now(), true);
+    schedule_sync_snapshot();
+    return {200, "text/plain; charset=utf-8", "ok\n", {}};
+  }
+
+  /// Coalesces snapshots asked for by sync batches: at most one per 200 ms.
+  void schedule_sync_snapshot() {
+    if (sync_pending_ || stopping_) return;
+    sync_pending_ = true;
+    sync_timer_.expires_after(std::chrono::milliseconds(200));
+    sync_timer_.async_wait([this](const boost::system::error_code& ec) {
+      sync_pending_ = false;
+      if (ec || stopping_) return;
+      save_snapshot();
+    });
+  }
+
   void write_port_file(const std::string& dir) {
     // Lets scripts and tests find an ephemeral port (listen: "127.0.0.1:0").
     const auto path = std::filesystem::path(dir) / "http.port";
@@ -232,6 +380,7 @@ class Daemon {
                         std::chrono::steady_clock::now() - started)
                         .count();
     if (ms > 1000) log_warn("snapshot took " + std::to_string(ms) + " ms");
+    durability_.snapshot_written();
     return true;
   }
 
@@ -278,6 +427,7 @@ class Daemon {
     stopping_ = true;
     tick_.cancel();
     snapshot_timer_.cancel();
+    sync_timer_.cancel();
     for (auto& r : runners_) r->request_stop();
     bus_.close();  // wakes producers blocked on a full bus
     // Joining on the io thread is safe: producers no longer wait for it.
@@ -290,6 +440,7 @@ class Daemon {
   }
 
   HttpResponse handle(const HttpRequest& r) {
+    if (auto w = webhooks_.find(r.path); w != webhooks_.end()) return webhook(w->second, r);
     if (r.method != "GET" && r.method != "HEAD") {
       HttpResponse res{405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET"}}};
       return res;
@@ -301,6 +452,7 @@ class Daemon {
       prometheus::TextSerializer serializer;
       return {200, "text/plain; version=0.0.4; charset=utf-8", serializer.Serialize(families), {}};
     }
+    if (auto w = webhooks_.find(r.path); w != webhooks_.end()) return webhook(w->second, r);
     if (r.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
     if (r.path == "/readyz") return readiness();
     if (r.path == "/api/v1/ranking") return ranking(r, now);
@@ -395,6 +547,10 @@ class Daemon {
   asio::signal_set signals_;
   asio::steady_timer tick_;
   asio::steady_timer snapshot_timer_;
+  asio::steady_timer sync_timer_;
+  bool sync_pending_ = false;
+  Durability durability_;
+  std::map<std::string, Webhook> webhooks_;
   std::vector<std::unique_ptr<Runner>> runners_;
   std::string snapshot_path_;
   bool restored_ = false;

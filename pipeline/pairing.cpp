@@ -33,7 +33,7 @@ Pairing::Conversation* Pairing::conversation_for(const Event& e) {
     last_ = conversations_[*found].get();
     return last_;
   }
-  const std::int32_t agency = registry_->agency_of_conversation(e.source, e.conversation);
+  const std::int32_t agency = owner(e.source, e.conversation);
   if (agency < 0) return nullptr;
   auto conv = std::make_unique<Conversation>();
   conv->id = e.conversation;
@@ -43,6 +43,26 @@ Pairing::Conversation* Pairing::conversation_for(const Event& e) {
   conversations_.push_back(std::move(conv));
   last_ = conversations_.back().get();
   return last_;
+}
+
+std::int32_t Pairing::owner(Source source, std::int64_t conversation) const {
+  // Follow migrations back (bounded: a chat migrates at most once in practice).
+  for (int hops = 0; hops < 8; ++hops) {
+    const std::int32_t agency = registry_->agency_of_conversation(source, conversation);
+    if (agency >= 0) return agency;
+    const auto* from = migrated_from_.find(PairKey{static_cast<std::int64_t>(source), conversation});
+    if (!from) return -1;
+    conversation = *from;
+  }
+  return -1;
+}
+
+void Pairing::add_migration(Source source, std::int64_t from, std::int64_t to) {
+  if (from == to) return;
+  migrated_from_.try_emplace(PairKey{static_cast<std::int64_t>(source), to}, from);
+  if (auto* index = index_.find(PairKey{static_cast<std::int64_t>(source), to})) {
+    conversations_[*index]->agency = owner(source, to);
+  }
 }
 
 AuthorClass Pairing::classify(const Conversation& c, const Event& e, std::int32_t& account) const {
@@ -213,7 +233,7 @@ std::size_t Pairing::forget_messages_before(std::int64_t before) {
 
 void Pairing::set_registry(std::shared_ptr<const Registry> registry) {
   registry_ = std::move(registry);
-  for (auto& c : conversations_) c->agency = registry_->agency_of_conversation(c->source, c->id);
+  for (auto& c : conversations_) c->agency = owner(c->source, c->id);
   // Conversations first seen after the reload are looked up as usual; the cached
   // pointer may refer to a conversation whose owner just changed, which is fine.
 }
@@ -233,6 +253,12 @@ void Pairing::serialize(std::string& out) const {
   w.put(counters_.edits);
   w.put(counters_.removals);
   w.put(counters_.citizen_to_citizen);
+  w.put(static_cast<std::uint64_t>(migrated_from_.size()));
+  migrated_from_.for_each([&](const PairKey& k, std::int64_t from) {
+    w.put(k.a);
+    w.put(k.b);
+    w.put(from);
+  });
   w.put(static_cast<std::uint64_t>(conversations_.size()));
   for (const auto& c : conversations_) {
     w.put(c->id);
@@ -273,14 +299,22 @@ Result<void> Pairing::restore(std::string_view in) {
     return make_error("pairing state: unsupported version " + std::to_string(version));
   }
   PairingCounters counters;
-  std::uint64_t n_conversations = 0;
-  const bool header_ok = r.get(counters.events) && r.get(counters.duplicates) &&
-                         r.get(counters.unowned) && r.get(counters.edits) &&
-                         r.get(counters.removals) && r.get(counters.citizen_to_citizen) &&
-                         r.get_count(n_conversations, 9);
+  std::uint64_t n_conversations = 0, n_migrations = 0;
+  bool header_ok = r.get(counters.events) && r.get(counters.duplicates) &&
+                   r.get(counters.unowned) && r.get(counters.edits) && r.get(counters.removals) &&
+                   r.get(counters.citizen_to_citizen) && r.get_count(n_migrations, 24);
+  migrated_from_.clear();
+  for (std::uint64_t i = 0; header_ok && i < n_migrations; ++i) {
+    PairKey k;
+    std::int64_t from = 0;
+    header_ok = r.get(k.a) && r.get(k.b) && r.get(from);
+    if (header_ok) migrated_from_.try_emplace(k, from);
+  }
+  header_ok = header_ok && r.get_count(n_conversations, 9);
   auto damaged = [&](const char* what) {
     index_.clear();
     conversations_.clear();
+    migrated_from_.clear();
     return make_error(std::string("pairing state: damaged ") + what + " at byte " +
                       std::to_string(r.position()));
   };
@@ -318,7 +352,7 @@ Result<void> Pairing::restore(std::string_view in) {
       if (!r.get(key.a) || !r.get(key.b)) return damaged("appeal history");
       c->seen.try_emplace(key, 1);
     }
-    c->agency = registry_->agency_of_conversation(c->source, c->id);
+    c->agency = owner(c->source, c->id);
     const PairKey key{static_cast<std::int64_t>(c->source), c->id};
     if (!index_.try_emplace(key, static_cast<std::uint32_t>(conversations_.size())).second) {
       return damaged("conversation (repeated)");

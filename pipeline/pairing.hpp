@@ -90,6 +90,10 @@ class Pairing {
   /// Returns the number of messages forgotten.
   std::size_t forget_messages_before(std::int64_t before);
 
+  /// A chat moved to a new id (a Telegram group became a supergroup): the new id
+  /// belongs to whichever agency owns the old one.
+  void add_migration(Source source, std::int64_t from, std::int64_t to);
+
   /// Configuration reload: conversations keep their state; ownership is looked
   /// up again (a conversation no agency owns any more stops pairing).
   void set_registry(std::shared_ptr<const Registry> registry);
@@ -121,6 +125,7 @@ class Pairing {
   };
 
   Conversation* conversation_for(const Event& event);
+  std::int32_t owner(Source source, std::int64_t conversation) const;
   AuthorClass classify(const Conversation& c, const Event& e, std::int32_t& account) const;
   void on_citizen(Conversation& c, const Event& e, std::int64_t thread, const MessageInfo* parent);
   void on_official(Conversation& c, const Event& e, std::int32_t account,
@@ -130,6 +135,7 @@ class Pairing {
   std::shared_ptr<const Registry> registry_;
   AppealSink& sink_;
   FlatMap<PairKey, std::uint32_t> index_;  // (source, conversation) → conversations_
+  FlatMap<PairKey, std::int64_t> migrated_from_;  // (source, new id) → old id
   std::vector<std::unique_ptr<Conversation>> conversations_;
   Conversation* last_ = nullptr;  // events come in runs of one conversation
   PairingCounters counters_;

@@ -36,7 +36,8 @@ class Parser {
   Parser(Parser&&) noexcept;
   Parser& operator=(Parser&&) noexcept;
 
-  /// Parses one line (without the newline; a trailing '\r' is tolerated). On success fills
+  /// Parses one line (without the newline; a trailing '\r' and a leading UTF-8 byte order
+  /// mark are tolerated). Lines longer than kMaxLineBytes are rejected. On success fills
   /// `event` and returns an empty string_view. Returns kSkip for a blank or comment line,
   /// and otherwise a stable snake_case reason from rejection_reasons(); `event` is left
   /// unchanged in both cases. Returned reasons point to static storage.
@@ -58,7 +59,7 @@ struct FileCursor {
 
 struct ReadSummary {
   std::uint64_t bytes = 0;   // bytes consumed by this call
-  std::size_t lines = 0;     // complete lines consumed, of every outcome
+  std::size_t lines = 0;     // lines consumed, of every outcome; a too-long one counts once
   std::size_t events = 0;    // lines handed to on_event
   std::size_t rejected = 0;  // lines handed to on_rejected
   std::size_t skipped = 0;   // blank and comment lines

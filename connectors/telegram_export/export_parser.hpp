@@ -17,6 +17,10 @@ struct ParseOptions {
   /// The exporting machine's zone, for messages that carry only `date` (old
   /// exports). Null: such messages are rejected with reason "no_export_timezone".
   std::shared_ptr<const pipeline::TimeZone> export_timezone;
+  /// Map the file instead of reading it (several times faster on large exports).
+  /// Only for files nobody is writing: a file truncated while mapped would fault.
+  /// Replay maps; the daemon's directory watcher reads.
+  bool map_file = false;
 };
 
 /// Receives a file's content in file order.

@@ -4,7 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <stdlib.h>
 
 using replywatch::daemon::parse_config;
 
@@ -153,4 +157,95 @@ TEST_CASE("YAML syntax errors name the line") {
   const auto msg = problems("agencies:\n  - id: [x,\n");
   CHECK(contains(msg, "agencies.yaml:"));
   CHECK(contains(msg, "YAML syntax error"));
+}
+
+namespace {
+
+const char* kAgencyOnly = R"(agencies:
+  - id: a
+    name: A
+    timezone: UTC
+    conversations:
+      - {source: telegram, id: -1001}
+)";
+
+std::string with_connectors(const std::string& connectors) {
+  return std::string(kAgencyOnly) + "connectors:\n" + connectors;
+}
+
+}  // namespace
+
+TEST_CASE("telegram connectors: tokens from the environment or a private file, never echoed") {
+  const std::string token = "123456:AAE-secretTOKENvalue_xyz";
+  ::setenv("REPLYWATCH_TEST_TOKEN", token.c_str(), 1);
+  ::setenv("REPLYWATCH_TEST_SECRET", "hook-secret_1", 1);
+  auto ok = parse_config(with_connectors("  - {name: bot, type: telegram, token_env: REPLYWATCH_TEST_TOKEN}\n"),
+                         "c.yaml");
+  REQUIRE_MESSAGE(ok.has_value(), (ok.has_value() ? "" : ok.error().message));
+  CHECK(ok->connectors[0].token == token);
+  CHECK(ok->connectors[0].mode == "poll");
+  CHECK(ok->connectors[0].api_base_url == "https://api.telegram.org");
+  CHECK(ok->connectors[0].webhook_path == "/telegram/bot");
+
+  const auto missing = problems(with_connectors(
+      "  - {name: bot, type: telegram, token_env: REPLYWATCH_TEST_NOT_SET}\n"));
+  CHECK(contains(missing, "connectors[0].token_env: environment variable 'REPLYWATCH_TEST_NOT_SET' is not set"));
+
+  ::setenv("REPLYWATCH_TEST_BAD_TOKEN", "not a token 123456:AAE-secretTOKENvalue_xyz", 1);
+  const auto bad = problems(with_connectors(
+      "  - {name: bot, type: telegram, token_env: REPLYWATCH_TEST_BAD_TOKEN}\n"));
+  CHECK(contains(bad, "does not hold a bot token"));
+  CHECK_FALSE(contains(bad, "secretTOKENvalue"));
+
+  const auto webhook = problems(with_connectors(
+      "  - {name: bot, type: telegram, mode: webhook, token_env: REPLYWATCH_TEST_TOKEN}\n"));
+  CHECK(contains(webhook, "connectors[0].secret_token_env: webhook mode needs secret_token_env"));
+  auto hooked = parse_config(with_connectors(
+                                 "  - {name: bot, type: telegram, mode: webhook, token_env: "
+                                 "REPLYWATCH_TEST_TOKEN, secret_token_env: REPLYWATCH_TEST_SECRET, "
+                                 "webhook_path: /hooks/akimat}\n"),
+                             "c.yaml");
+  REQUIRE(hooked.has_value());
+  CHECK(hooked->connectors[0].secret_token == "hook-secret_1");
+  CHECK(hooked->connectors[0].webhook_path == "/hooks/akimat");
+
+  const auto unknown = problems(with_connectors(
+      "  - {name: bot, type: telegram, token_env: REPLYWATCH_TEST_TOKEN, directory: /x}\n"));
+  CHECK(contains(unknown, "connectors[0].directory: unknown key 'directory'"));
+}
+
+TEST_CASE("telegram connectors: a token file readable by others is refused") {
+  const auto dir = std::filesystem::temp_directory_path() / "replywatch_token_test";
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "bot.token";
+  {
+    std::ofstream(file) << "123456:AAE-secretTOKENvalue_xyz\n";
+  }
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write |
+                                         std::filesystem::perms::others_read);
+  const std::string yaml =
+      with_connectors("  - {name: bot, type: telegram, token_file: " + file.string() + "}\n");
+  const auto refused = problems(yaml);
+  CHECK(contains(refused, "is accessible by group or others; chmod 600"));
+  CHECK_FALSE(contains(refused, "secretTOKENvalue"));
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write);
+  auto ok = parse_config(yaml, "c.yaml");
+  REQUIRE(ok.has_value());
+  CHECK(ok->connectors[0].token == "123456:AAE-secretTOKENvalue_xyz");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("daemon and connector sections are validated too") {
+  const auto msg = problems(std::string(kAgencyOnly) +
+                            "daemon:\n  listen: nowhere\n  snapshot_interval_secs: 0\n"
+                            "connectors:\n  - {name: x, type: carrier_pigeon}\n"
+                            "  - {name: y, type: ndjson}\n  - {name: y, type: ndjson, path: /p}\n");
+  CHECK(contains(msg, "daemon.listen: expected HOST:PORT"));
+  CHECK(contains(msg, "daemon.snapshot_interval_secs: must be between 1 and"));
+  CHECK(contains(msg, "connectors[0].type: unknown connector type 'carrier_pigeon' (known: "
+                      "telegram_export, ndjson, telegram)"));
+  CHECK(contains(msg, "connectors[1].path: missing required key 'path'"));
+  CHECK(contains(msg, "connectors[2].name: connector name 'y' is already used"));
 }

@@ -6,6 +6,7 @@ Standard library only. Every process started here is registered and killed at ex
 (and, through PR_SET_PDEATHSIG, when the test runner itself dies).
 """
 import atexit
+import copy
 import ctypes
 import http.client
 import json
@@ -190,7 +191,9 @@ class Daemon:
     def stderr_path(self):
         return os.path.join(self.log_dir, f"daemon.{self.runs}.stderr")
 
-    def start(self, ready_timeout=30):
+    def start(self, ready_timeout=30, on_spawn=None, wait=True):
+        """Spawns the daemon; with `wait`, returns once http.port is written and /readyz
+        answers 200. `on_spawn(proc)` runs right after the spawn."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         os.makedirs(self.data_dir, exist_ok=True)
         port_file = os.path.join(self.data_dir, "http.port")
@@ -201,6 +204,10 @@ class Daemon:
         self._stderr = open(self.stderr_path, "wb")
         self.proc = spawn([BIN, "run", "--config", self.config_path], out, self._stderr)
         out.close()
+        if on_spawn:
+            on_spawn(self.proc)
+        if not wait:
+            return self
 
         def port_written():
             if self.proc.poll() is not None:
@@ -421,12 +428,14 @@ CHANNEL_BASE = 1000000000000  # Bot API id of a supergroup or channel: -(CHANNEL
 class AgencySpec:
     """One agency: its discussion group, its linked channel and its officials."""
 
-    def __init__(self, index, agency_id=None, timezone="Asia/Almaty", chat_bare=None):
+    def __init__(self, index, agency_id=None, timezone="Asia/Almaty", chats=1):
         self.index = index
         self.id = agency_id or f"agency_{index}"
         self.name = f"Агентство №{index}"
         self.timezone = timezone
-        self.chat_bare = chat_bare or 1800000000 + index * 1000
+        # Bare ids of its discussion groups (Telegram Desktop's `id` of a supergroup).
+        self.chat_bares = [1800000000 + index * 1000 + k for k in range(chats)]
+        self.chat_bare = self.chat_bares[0]
         self.channel_bare = 1700000000 + index * 1000
         # (user id, role, branch)
         self.officials = [
@@ -440,6 +449,12 @@ class AgencySpec:
     @property
     def chat_id(self):
         return -(CHANNEL_BASE + self.chat_bare)
+
+    def chat(self, k):
+        """The same agency seen through its k-th discussion group."""
+        c = copy.copy(self)
+        c.chat_bare = self.chat_bares[k]
+        return c
 
     def config(self):
         accounts = [{"source": "telegram", "id": -(CHANNEL_BASE + self.channel_bare),
@@ -455,7 +470,8 @@ class AgencySpec:
                                for d in ("mon", "tue", "wed", "thu", "fri")}
             | {"sat": ["10:00-14:00"], "sun": []},
             "target_business_secs": 3 * HOUR,
-            "conversations": [{"source": "telegram", "id": self.chat_id}],
+            "conversations": [{"source": "telegram", "id": -(CHANNEL_BASE + b)}
+                              for b in self.chat_bares],
             "accounts": accounts,
         }
 
@@ -516,12 +532,12 @@ class ChatGen:
                 del m["date_unixtime"]
             elif bad == "bad_from_id":
                 m["from_id"] = "robot42"
-            out.append((t, m))
+            out.append((t, m, bad is not None))
         return out
 
 
 def generate_chat(spec, rng, start, end, horizon, posts, avoid, other_officials=(),
-                  max_delay=12 * HOUR, citizens=4000):
+                  max_delay=11 * HOUR, citizens=4000):
     """One agency's discussion group between `start` and `end` (unix seconds).
 
     `posts` channel posts, each commented on by a few citizens. An appeal (a first message
@@ -630,6 +646,7 @@ class Fixture:
     def __init__(self):
         self.agencies = []
         self.files = []
+        self.file_events = {}  # path → messages in it that parse
         self.messages = 0
         self.rejected = {}
         self.clock = 0
@@ -648,10 +665,11 @@ def avoid_band(now, horizon):
 
 
 def make_fixture(directory, agencies, now, span, horizon, posts_per_chat, seed,
-                 slice_secs=None, end_gap=600):
-    """Generates one chat per agency over [now − span, now − end_gap] and writes it under
-    `directory`: one file per chat, or with `slice_secs` one file per chat and time slice,
-    named so that name order is time order (slice first, then chat)."""
+                 slice_secs=None, end_gap=600, max_delay=11 * HOUR):
+    """Generates each agency's chats over [now − span, now − end_gap] and writes them under
+    `directory`: one file per chat, or with `slice_secs` (seconds, or a function of the
+    random generator giving each slice's length) one file per chat and time slice, named by
+    the slice's start so that name order is time order across chats."""
     rng = random.Random(seed)
     fx = Fixture()
     fx.agencies = agencies
@@ -660,27 +678,38 @@ def make_fixture(directory, agencies, now, span, horizon, posts_per_chat, seed,
     fx.clock = end
     others = {a.id: [uid for b in agencies if b is not a for uid, _, _ in b.officials]
               for a in agencies}
-    for spec in agencies:
-        g = generate_chat(spec, rng, start, end, horizon, posts_per_chat,
-                          avoid_band(now, horizon), others[spec.id])
-        msgs = g.messages()
-        fx.messages += len(msgs)
-        for k, v in g.rejected.items():
-            fx.rejected[k] = fx.rejected.get(k, 0) + v
-        if slice_secs is None:
-            path = os.path.join(directory, f"{spec.id}", "result.json")
-            write_json_atomic(path, export_doc(spec, [m for _, m in msgs]))
-            fx.files.append(path)
-        else:
-            n_slices = (end - start) // slice_secs + 1
-            for s in range(n_slices):
-                lo_t, hi_t = start + s * slice_secs, start + (s + 1) * slice_secs
-                part = [m for t, m in msgs if lo_t <= t < hi_t or (s == n_slices - 1 and t >= hi_t)]
-                if not part:
-                    continue
-                path = os.path.join(directory, f"slice{s:03d}_{spec.id}.json")
-                write_json_atomic(path, export_doc(spec, part))
-                fx.files.append(path)
+    def write(path, spec, part):
+        write_json_atomic(path, export_doc(spec, [m for _, m, _ in part]))
+        fx.files.append(path)
+        fx.file_events[path] = sum(1 for _, _, bad in part if not bad)
+
+    for agency in agencies:
+        for k in range(len(agency.chat_bares)):
+            spec = agency.chat(k)
+            name = spec.id if k == 0 else f"{spec.id}_{k}"
+            g = generate_chat(spec, rng, start, end, horizon, posts_per_chat,
+                              avoid_band(now, horizon), others[spec.id], max_delay=max_delay)
+            msgs = g.messages()
+            fx.messages += len(msgs)
+            for reason, n in g.rejected.items():
+                fx.rejected[reason] = fx.rejected.get(reason, 0) + n
+            if slice_secs is None:
+                write(os.path.join(directory, name, "result.json"), spec, msgs)
+                continue
+            # Slice boundaries: fixed, or random lengths within (shortest, longest).
+            bounds = [start]
+            while bounds[-1] <= end:
+                step = slice_secs if isinstance(slice_secs, int) else slice_secs(rng)
+                bounds.append(bounds[-1] + step)
+            i = 0
+            for lo_t, hi_t in zip(bounds, bounds[1:]):
+                part = []
+                while i < len(msgs) and msgs[i][0] < hi_t:
+                    part.append(msgs[i])
+                    i += 1
+                if part:
+                    # The slice's start in the name: name order is time order, across chats.
+                    write(os.path.join(directory, f"{lo_t:011d}_{name}.json"), spec, part)
     fx.files.sort()
     return fx
 
@@ -722,8 +751,61 @@ def open_by_agency(metrics):
     return out
 
 
+def appeals_all(daemon, page=1000, **params):
+    """Every appeal /api/v1/appeals lists (following next_cursor), in its order."""
+    out, cursor = [], None
+    while True:
+        q = dict(params, limit=page)
+        if cursor is not None:
+            q["cursor"] = cursor
+        body = daemon.json("/api/v1/appeals?" + urllib.parse.urlencode(q), timeout=60)
+        out.extend(body["appeals"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return out
+
+
 def rejected_by_reason(metrics):
     return {l["reason"]: v for l, v in samples(metrics, "replywatch_events_rejected_total")}
+
+
+class Stepper:
+    """Runs a process in small steps: SIGCONT, `run` seconds, SIGSTOP, check. Between steps
+    the process is stopped, so a condition seen then (a snapshot written, say) still holds
+    when we act on it. Everything in the process (connector threads, timers, the HTTP
+    server) runs as on a CPU starved by a cgroup quota: slower, and otherwise the same."""
+
+    def __init__(self, run=0.003, pause=0.05):
+        self.run, self.pause = run, pause
+        self.pid = None
+        self.steps = 0
+
+    def attach(self, proc):
+        """For Daemon.start(on_spawn=...): stops the process as soon as it exists."""
+        self.pid = proc.pid
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def step(self):
+        os.kill(self.pid, signal.SIGCONT)
+        time.sleep(self.run)
+        os.kill(self.pid, signal.SIGSTOP)
+        self.steps += 1
+        time.sleep(self.pause)
+
+    def step_until(self, predicate, timeout, what="condition"):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s ({self.steps} steps) "
+                                     f"waiting for {what}")
+            self.step()
+
+    def release(self):
+        """Lets the process run freely again."""
+        try:
+            os.kill(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
 
 class TempDir:

@@ -376,3 +376,21 @@ TEST_CASE("reload: a conversation that changes owner stops or starts pairing") {
   run.feed({message(12, kCitizen, kT0 + 2)});
   CHECK(run.sink.opened.size() == 2);
 }
+
+TEST_CASE("a migrated chat keeps its agency under the new id, across a snapshot") {
+  Run run;
+  constexpr std::int64_t kNewChat = -1009999999999;
+  run.feed({message(10, kCitizen, kT0, 0, kNewChat)});
+  CHECK(run.sink.opened.empty());  // not owned yet
+  run.pairing.add_migration(replywatch::pipeline::Source::telegram, kAlphaChat, kNewChat);
+  run.feed({message(11, kCitizen, kT0 + 1, 0, kNewChat), message(12, kPress, kT0 + 9, 11, kNewChat)});
+  REQUIRE(run.sink.closed.size() == 1);
+  CHECK(run.sink.closed[0].agency == 0);
+  CHECK(run.sink.closed[0].conversation == kNewChat);
+  std::string state;
+  run.pairing.serialize(state);
+  Run restored;
+  REQUIRE(restored.pairing.restore(state).has_value());
+  restored.feed({message(13, kOther, kT0 + 20, 0, kNewChat)});
+  CHECK(restored.sink.opened.size() == 1);
+}
