@@ -1,5 +1,7 @@
 // update_parse_bench: updates per second of connectors::telegram::UpdateParser (parse +
 // mapping to events) on generated getUpdates bodies shaped like a busy discussion group.
+#include "connectors/telegram/update_parser.hpp"
+
 #include <sched.h>
 #include <stdlib.h>
 #include <time.h>
@@ -13,8 +15,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "connectors/telegram/update_parser.hpp"
 
 namespace replywatch::bench {
 namespace {

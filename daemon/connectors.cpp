@@ -4,6 +4,8 @@
 
 #include "connectors/ndjson/tailer.hpp"
 #include "connectors/telegram/poller.hpp"
+
+#include <algorithm>
 #include "connectors/telegram_export/watcher.hpp"
 
 namespace replywatch::daemon {
@@ -13,8 +15,10 @@ std::unique_ptr<connectors::Connector> make_connector(const ConnectorConfig& con
   if (config.type == "telegram_export") {
     connectors::telegram_export::ParseOptions options;
     options.export_timezone = config.export_timezone;
-    return std::make_unique<connectors::telegram_export::Watcher>(config.name, config.path,
-                                                                  options, std::move(cursors));
+    // Settle for one poll interval (at least a second) before reading a file.
+    const auto settle = std::chrono::milliseconds(std::max<std::int64_t>(1, config.poll_interval_secs) * 1000);
+    return std::make_unique<connectors::telegram_export::Watcher>(
+        config.name, config.path, options, std::move(cursors), settle);
   }
   if (config.type == "ndjson") {
     return std::make_unique<connectors::ndjson::Tailer>(config.name, config.path,

@@ -141,7 +141,9 @@ Engine::Engine(std::shared_ptr<const Config> config)
       last_reload_(std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count()) {
-  for (const auto& c : config_->connectors) health_[c.name];
+  // Until a connector's first poll completes, it may hold a backlog (files to
+  // re-read after a restart): expiry waits for it.
+  for (const auto& c : config_->connectors) health_[c.name].caught_up = false;
 }
 
 Engine::~Engine() = default;
@@ -172,24 +174,28 @@ void Engine::apply(EventBatch&& batch, std::int64_t now) {
 }
 
 void Engine::expire(std::int64_t now) {
-  const bool backlog = std::any_of(health_.begin(), health_.end(),
-                                   [](const auto& h) { return !h.second.caught_up; });
-  pairing_->expire(backlog ? std::min(now, max_event_time_) : now);
+  // While any connector still delivers a backlog, an appeal's answer may be in a
+  // batch not yet applied: expiring by any clock now could beat it. Expiry waits.
+  if (!backlog()) pairing_->expire(now);
 }
 
 void Engine::tick(std::int64_t now) {
   now_ = now;
-  const bool backlog = std::any_of(health_.begin(), health_.end(),
-                                   [](const auto& h) { return !h.second.caught_up; });
-  const std::int64_t clock = backlog ? std::min(now, max_event_time_) : now;
-  pairing_->expire(clock);
-
   const auto& d = config_->daemon;
-  const std::int64_t retention =
-      d.message_retention_secs > 0 ? d.message_retention_secs : 2 * config_->registry->horizon_secs;
-  pairing_->forget_messages_before(clock - retention);
+  if (!backlog()) {
+    pairing_->expire(now);
+    const std::int64_t retention = d.message_retention_secs > 0
+                                       ? d.message_retention_secs
+                                       : 2 * config_->registry->horizon_secs;
+    pairing_->forget_messages_before(now - retention);
+  }
   while (!log_.empty() && log_.front().closed_at < now - d.appeal_retention_secs) log_.pop_front();
   rolling_->advance(now);
+}
+
+bool Engine::backlog() const {
+  return std::any_of(health_.begin(), health_.end(),
+                     [](const auto& h) { return !h.second.caught_up; });
 }
 
 void Engine::on_opened(const Appeal& a) {
@@ -485,7 +491,12 @@ Result<void> Engine::restore(std::string_view snapshot) {
   hour_of_week_ = std::move(how);
   rejected_ = std::move(rejected);
   ingest_lag_ = std::move(lag);
-  for (auto& [name, h] : health) health_[name] = std::move(h);
+  for (auto& [name, h] : health) {
+    // A configured connector stays "behind" until its first poll after this start.
+    const auto current = health_.find(name);
+    h.caught_up = current == health_.end() ? true : current->second.caught_up;
+    health_[name] = std::move(h);
+  }
   cursors_ = std::move(cursors);
   log_ = std::move(log);
   return {};
@@ -580,10 +591,12 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   out.push_back(std::move(reply));
   out.push_back(std::move(business));
 
+  // A summary, so the `quantile` label is the standard one (promtool accepts it only
+  // there); _count and _sum are the window's answered appeals and their total.
   auto quantile = family("replywatch_reply_quantile_seconds",
                          "Reply-time quantiles over a rolling window, from a sketch (1% relative "
                          "error).",
-                         MetricType::Gauge);
+                         MetricType::Summary);
   auto ratio = family("replywatch_answer_ratio",
                       "Answered / (answered + unanswered) over a rolling window.",
                       MetricType::Gauge);
@@ -602,14 +615,19 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
       for (std::size_t w = 0; w < pipeline::kWindows.size(); ++w) {
         const std::string window(pipeline::kWindows[w].name);
         const auto s = rolling_->agency_summary(a, kind, w, now, ages);
-        const std::pair<const char*, std::optional<double>> qs[] = {
-            {"0.5", s.median}, {"0.9", s.p90}, {"0.99", s.p99}};
-        for (const auto& [q, v] : qs) {
-          if (v) {
-            add_value(quantile, {label("agency", id), label("kind", kind_label(kind)),
-                                 label("window", window), label("quantile", q)},
-                      *v);
+        if (s.median && s.p90 && s.p99) {
+          prometheus::ClientMetric m;
+          m.label = {label("agency", id), label("kind", kind_label(kind)), label("window", window)};
+          m.summary.sample_count = s.answered;
+          m.summary.sample_sum = s.mean.value_or(0) * static_cast<double>(s.answered);
+          for (const auto& [q, v] : {std::pair{0.5, *s.median}, std::pair{0.9, *s.p90},
+                                     std::pair{0.99, *s.p99}}) {
+            prometheus::ClientMetric::Quantile quant;
+            quant.quantile = q;
+            quant.value = v;
+            m.summary.quantile.push_back(quant);
           }
+          quantile.metric.push_back(std::move(m));
         }
         if (s.answer_rate) {
           add_value(ratio, {label("agency", id), label("kind", kind_label(kind)),

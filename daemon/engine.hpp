@@ -49,8 +49,9 @@ class Engine : private pipeline::AppealSink {
   /// A batch from the bus, at wall-clock `now`.
   void apply(EventBatch&& batch, std::int64_t now);
   /// Expiry by wall clock, and housekeeping. While a connector is still delivering
-  /// a backlog, expiry uses the latest event time instead, so an answer a few
-  /// batches behind its appeal is not beaten by the clock.
+  /// a backlog (including before its first poll after a start), expiry and the
+  /// forgetting of old messages wait, so an answer a few batches behind its
+  /// appeal is never beaten by the clock.
   void tick(std::int64_t now);
 
   void connector_success(const std::string& connector, std::int64_t now, bool caught_up);
@@ -90,6 +91,7 @@ class Engine : private pipeline::AppealSink {
  private:
   pipeline::AppealSink& sink() { return *this; }
   void expire(std::int64_t now);
+  bool backlog() const;
   void on_opened(const pipeline::Appeal& a) override;
   void on_closed(const pipeline::Appeal& a) override;
 

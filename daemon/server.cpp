@@ -167,8 +167,11 @@ class Runner : public connectors::Output {
         wait = std::chrono::milliseconds(backoff / 2 +
                                          static_cast<std::int64_t>(rng() % (backoff / 2 + 1)));
       }
-      if (!wait && caught_up && !connector_->long_polls()) {
-        wait = std::chrono::milliseconds(interval_ * 1000);
+      if (!wait && !connector_->long_polls()) {
+        // Pending input (a file settling) is looked at again soon, not in a busy loop.
+        wait = caught_up ? std::chrono::milliseconds(interval_ * 1000)
+                         : std::min(std::chrono::milliseconds(interval_ * 1000),
+                                    std::chrono::milliseconds(250));
       }
       if (wait) {
         std::unique_lock lock(mutex_);
@@ -402,8 +405,16 @@ class Daemon {
     auto config = load_config(config_path_);
     if (!config) {
       engine_.reload_failed(wall_now());
-      log_error("configuration reload rejected, keeping the running configuration:\n" +
-                config.error().message);
+      // One line per problem, each complete: log tools keep lines, not messages.
+      const std::string all = config.error().message;
+      std::string_view problems = all;
+      while (!problems.empty()) {
+        const auto eol = problems.find('\n');
+        log_error("configuration reload rejected, running configuration kept: " +
+                  std::string(problems.substr(0, eol)));
+        if (eol == std::string_view::npos) break;
+        problems.remove_prefix(eol + 1);
+      }
       return;
     }
     auto next = std::make_shared<Config>(std::move(*config));

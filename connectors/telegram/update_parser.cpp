@@ -116,6 +116,7 @@ enum class MessageKey : std::uint8_t {
   edit_date,
   automatic_forward,
   reply_to,
+  external_reply,
   migrate_to,
   migrate_from,
   service,  // the key's presence makes the message a service message
@@ -144,6 +145,7 @@ constexpr KnownKey kMessageKeys[] = {
     {"delete_chat_photo", MessageKey::service},
     {"direct_message_price_changed", MessageKey::service},
     {"edit_date", MessageKey::edit_date},
+    {"external_reply", MessageKey::external_reply},
     {"from", MessageKey::from},
     {"forum_topic_created", MessageKey::service},
     {"forum_topic_edited", MessageKey::service},
@@ -233,6 +235,8 @@ struct MessageFacts {
   std::int64_t from = 0;
   std::int64_t sender_chat = 0;
   std::int64_t reply_to = 0;
+  std::int64_t external_chat = 0;
+  std::int64_t external_message_id = 0;
   std::int64_t migrate_to = 0;
   std::int64_t migrate_from = 0;
   bool has_chat = false;
@@ -387,9 +391,11 @@ class Reader {
           break;
         case MessageKey::reply_to:
           // reply_to_message is a whole Message of the same chat; its id is all we need.
-          // Replies into other chats come as external_reply, which we do not read.
           if (!read_object_id(v, "message_id", m.reply_to, ok)) return false;
           if (!ok || m.reply_to <= 0) m.reason = "bad_reply_to";
+          break;
+        case MessageKey::external_reply:
+          if (!read_external_reply(v, m)) return false;
           break;
         case MessageKey::migrate_to:
           m.service = true;
@@ -446,6 +452,31 @@ class Reader {
     return true;
   }
 
+  // external_reply names a message of another chat, or of another forum topic of this
+  // chat (reply_to_message covers only the same topic). Only the latter is a reply here,
+  // as it is in an export; the rest of it is informative and never rejects the message.
+  bool read_external_reply(od::value& value, MessageFacts& m) {
+    od::json_type type;
+    if (error_code e = value.type().get(type)) return fail(e);
+    if (type != od::json_type::object) return true;
+    od::object fields;
+    if (error_code e = value.get_object().get(fields)) return fail(e);
+    for (auto result : fields) {
+      od::field field;
+      if (error_code e = std::move(result).get(field)) return fail(e);
+      const char* key = field.key().raw();
+      bool ok = true;
+      if (key_is(key, "chat")) {
+        if (!read_object_id(field.value(), "id", m.external_chat, ok)) return false;
+        if (!ok) m.external_chat = 0;
+      } else if (key_is(key, "message_id")) {
+        if (!read_int(field.value(), m.external_message_id, ok)) return false;
+        if (!ok) m.external_message_id = 0;
+      }
+    }
+    return true;
+  }
+
   bool read_from(od::value& value, MessageFacts& m, bool& ok) {
     od::json_type type;
     if (error_code e = value.type().get(type)) return fail(e);
@@ -494,6 +525,9 @@ class Reader {
     event.conversation = m.chat;
     event.message_id = m.message_id;
     event.reply_to = m.reply_to;
+    if (event.reply_to == 0 && m.external_chat == m.chat && m.external_message_id > 0) {
+      event.reply_to = m.external_message_id;
+    }
     const bool edit = is_edit(payload);
     event.kind = edit ? EventKind::edit : m.service ? EventKind::service : EventKind::message;
     event.time = edit && m.has_edit_date ? m.edit_date : m.date;

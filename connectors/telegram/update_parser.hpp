@@ -2,6 +2,9 @@
 // simdjson On-Demand into normalized events, chat migrations and the update cursor.
 #pragma once
 
+#include "pipeline/error.hpp"
+#include "pipeline/event.hpp"
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -9,9 +12,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "pipeline/error.hpp"
-#include "pipeline/event.hpp"
 
 namespace replywatch::connectors::telegram {
 
@@ -48,6 +48,19 @@ struct Updates {
   std::uint64_t updates = 0;
 };
 
+/// Maps Update objects to events:
+/// - message, channel_post → EventKind::message, or ::service when the message carries a
+///   service field (new_chat_members, pinned_message, migrate_*_chat_id, forum_topic_*,
+///   video_chat_*, ...); edited_message, edited_channel_post → ::edit, time = edit_date
+///   (else date). Every other kind is counted in `ignored`.
+/// - conversation = chat.id, message_id, time = date (2013-08-01 <= time < 2100-01-01).
+/// - author: sender_chat.id with AuthorHint::chat when sender_chat is present (the
+///   placeholder `from` and its is_bot are then ignored), ::automatic_forward when
+///   is_automatic_forward; else from.id with ::bot or ::user; a channel post with neither
+///   is the channel's; a service message with neither has author 0, ::unknown.
+/// - reply_to = reply_to_message.message_id; else external_reply.message_id when it
+///   names this chat (a reply into another forum topic); replies into other chats, quote
+///   and message_thread_id set nothing.
 /// Holds simdjson buffers reused from one body to the next: one instance per thread
 /// (or per connector), not shared.
 class UpdateParser {

@@ -32,11 +32,13 @@ class FileCollector : public Sink {
 
 }  // namespace
 
-Watcher::Watcher(std::string name, std::string directory, ParseOptions options, CursorMap ingested)
+Watcher::Watcher(std::string name, std::string directory, ParseOptions options, CursorMap ingested,
+                 std::chrono::milliseconds settle)
     : name_(std::move(name)),
       directory_(std::move(directory)),
       options_(std::move(options)),
-      ingested_(std::move(ingested)) {}
+      ingested_(std::move(ingested)),
+      settle_(settle) {}
 
 PollOutcome Watcher::poll(Output& out, const std::atomic<bool>& stop) {
   namespace fs = std::filesystem;
@@ -46,7 +48,8 @@ PollOutcome Watcher::poll(Output& out, const std::atomic<bool>& stop) {
     return PollOutcome::failed;
   }
   std::vector<std::pair<std::string, std::string>> ready;  // path, mark
-  std::map<std::string, std::string> now_seen;
+  std::map<std::string, Seen> now_seen;
+  const auto now = std::chrono::steady_clock::now();
   auto it = fs::recursive_directory_iterator(directory_, fs::directory_options::skip_permission_denied, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it.depth() > 3) {
@@ -61,11 +64,14 @@ PollOutcome Watcher::poll(Output& out, const std::atomic<bool>& stop) {
                              std::to_string(st.st_mtim.tv_sec) + "." +
                              std::to_string(st.st_mtim.tv_nsec);
     const std::string key = path.string();
-    now_seen[key] = mark;
-    if (auto done = ingested_.find(key); done != ingested_.end() && done->second == mark) continue;
-    if (auto prev = seen_.find(key); prev != seen_.end() && prev->second == mark) {
-      ready.emplace_back(key, mark);
+    Seen seen{mark, now};
+    if (auto prev = seen_.find(key); prev != seen_.end() && prev->second.mark == mark) {
+      seen.since = prev->second.since;
     }
+    now_seen[key] = seen;
+    if (auto done = ingested_.find(key); done != ingested_.end() && done->second == mark) continue;
+    // Unchanged since an earlier poll, and for long enough: the writer is done.
+    if (seen.since < now && now - seen.since >= settle_) ready.emplace_back(key, mark);
   }
   if (ec) {
     out.error("directory_unreadable", "cannot list " + directory_ + ": " + ec.message());
@@ -116,9 +122,9 @@ PollOutcome Watcher::poll(Output& out, const std::atomic<bool>& stop) {
 }
 
 bool Watcher::pending() const {
-  for (const auto& [path, mark] : seen_) {
+  for (const auto& [path, seen] : seen_) {
     const auto done = ingested_.find(path);
-    if (done == ingested_.end() || done->second != mark) return true;
+    if (done == ingested_.end() || done->second != seen.mark) return true;
   }
   return false;
 }

@@ -1,5 +1,11 @@
 // Tests of the Bot API update parser: one case per mapping rule, recorded-style
 // fixtures, the same history as updates and as a Desktop export, and hostile input.
+#include "connectors/telegram/update_parser.hpp"
+
+#include "connectors/telegram_export/export_parser.hpp"
+#include "pipeline/pairing.hpp"
+#include "tests/support/pairing_fixture.hpp"
+
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
@@ -13,11 +19,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "connectors/telegram/update_parser.hpp"
-#include "connectors/telegram_export/export_parser.hpp"
-#include "pipeline/pairing.hpp"
-#include "tests/support/pairing_fixture.hpp"
 
 // CMake defines the fixture folder; a direct compile from the source root finds it here.
 #ifndef REPLYWATCH_FIXTURES
@@ -349,7 +350,7 @@ TEST_CASE("authors: sender_chat speaks for the chat, and its placeholder is_bot 
   }
 }
 
-TEST_CASE("replies: reply_to_message sets reply_to; external_reply and quote do not") {
+TEST_CASE("replies: reply_to_message sets reply_to; quote and other chats' messages do not") {
   const std::string parent =
       R"("reply_to_message":{"message_id":1201,"from":{"id":777000,"is_bot":false},)"
       R"("sender_chat":{"id":-1001876543210},"chat":)" +
@@ -367,6 +368,28 @@ TEST_CASE("replies: reply_to_message sets reply_to; external_reply and quote do 
       R"("type":"channel"},"message_id":99})";
   const std::string quote = R"("quote":{"text":"part","position":3,"is_manual":true})";
   CHECK(message_verdict(message_fields(external)).event.reply_to == 0);
+  // external_reply within this chat (another forum topic) is a reply, as in an export;
+  // reply_to_message, when there too, wins.
+  const std::string same_chat =
+      R"("external_reply":{"origin":{"type":"user","sender_user":{"id":5,"is_bot":false},)"
+      R"("date":1782900000},"chat":)" + kGroupChat + R"(,"message_id":1190})";
+  CHECK(message_verdict(message_fields(same_chat)).event.reply_to == 1190);
+  CHECK(message_verdict(message_fields(same_chat + "," + parent)).event.reply_to == 1201);
+  CHECK(message_verdict(message_fields(parent + "," + same_chat)).event.reply_to == 1201);
+  CHECK(message_verdict(R"("external_reply":{"message_id":1190,"chat":{"id":-1001987654321}},)" +
+                        message_fields())
+            .event.reply_to == 1190);
+  // A malformed external_reply is informative only: ignored, never a rejection.
+  for (const char* bad :
+       {R"("external_reply":5)", R"("external_reply":{"chat":5,"message_id":1190})",
+        R"("external_reply":{"chat":{"id":-1001987654321},"message_id":"1190"})",
+        R"("external_reply":{"chat":{"id":-1001987654321},"message_id":-4})",
+        R"("external_reply":{"chat":{"id":-1001987654321}})"}) {
+    CAPTURE(bad);
+    const Verdict v = message_verdict(message_fields(bad));
+    CHECK(v.outcome.empty());
+    CHECK(v.event.reply_to == 0);
+  }
   CHECK(message_verdict(message_fields(external + "," + quote)).event.reply_to == 0);
   CHECK(message_verdict(message_fields(quote + "," + parent)).event.reply_to == 1201);
   CHECK(message_verdict(message_fields(R"("reply_to_story":{"chat":)" + kGroupChat + R"(,"id":4})"))
@@ -383,7 +406,7 @@ TEST_CASE("forum topics change nothing: a topic message replies to the topic's c
   const Updates u = parse_ok(read_fixture("forum_topic.json"));
   check_accounting(u);
   CHECK(u.rejected.empty());
-  REQUIRE(u.events.size() == 6);
+  REQUIRE(u.events.size() == 7);
   const std::int64_t forum = -1001555444333;
   for (const Event& e : u.events) CHECK(e.conversation == forum);
   CHECK(u.events[0].message_id == 40);
@@ -402,6 +425,8 @@ TEST_CASE("forum topics change nothing: a topic message replies to the topic's c
   CHECK(u.events[5].message_id == 45);
   CHECK(u.events[5].kind == EventKind::service);  // forum_topic_closed
   CHECK(u.events[5].reply_to == 40);
+  CHECK(u.events[6].message_id == 46);  // a reply into another topic of the same chat
+  CHECK(u.events[6].reply_to == 41);
 }
 
 TEST_CASE("service messages and chat migrations") {
@@ -1220,7 +1245,7 @@ TEST_CASE("random mutations never crash and keep the accounting") {
   CHECK(parsed > 0);
 }
 
-TEST_CASE("deep nesting is skipped or reported, never recursed into") {
+TEST_CASE("updates: deep nesting is skipped or reported, never recursed into") {
   const std::string open(100000, '['), close(100000, ']');
   std::string objects;
   for (int i = 0; i < 100000; ++i) objects += R"({"a":)";
@@ -1267,7 +1292,7 @@ TEST_CASE("invalid UTF-8 anywhere fails the body; valid oddities do not") {
                "not valid JSON"));
 }
 
-TEST_CASE("huge numbers are wrong-typed fields, not crashes") {
+TEST_CASE("updates: huge numbers are wrong-typed fields, not crashes") {
   const std::string huge(5000, '9');
   CHECK(verdict_of(R"({"update_id":)" + huge + "}").outcome == "bad_update_id");
   CHECK(verdict_of(R"({"update_id":1e400})").outcome == "bad_update_id");

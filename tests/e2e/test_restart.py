@@ -152,7 +152,7 @@ class Restart(unittest.TestCase):
         events, and restarts it, free-running, on the same data directory until done."""
         t = time.monotonic()
         run = 0.001
-        for attempt in range(4):
+        for attempt in range(6):
             d = self.daemon_for(f"{name}-{attempt}")
             self.addCleanup(d.kill)
             stepper = h.Stepper(run=run, pause=0.1)
@@ -167,8 +167,14 @@ class Restart(unittest.TestCase):
             if 0 < restored < self.fx.events:
                 break
             # The state holds the whole ingest (or none of it): this machine is faster (or
-            # slower) than the steps assume. Try again with shorter (longer) steps.
-            run = run / 2 if restored else run * 2
+            # slower) than the steps assume, or the exports were still settling (the
+            # watcher waits for a file to hold still for a poll interval). Try again
+            # with shorter (longer) steps, and more of them when nothing was held.
+            if restored:
+                run = run / 2
+            else:
+                run = run * 2
+                extra_steps = extra_steps * 2 + 10
         else:
             self.fail(f"never stopped in the middle of the ingest (last held {restored})")
         print(f"\n  {name}: stopped after {stepper.steps} steps of {run * 1000:.1f} ms; its "
