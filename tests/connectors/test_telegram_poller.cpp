@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -685,6 +686,82 @@ TEST_CASE("poller: the stop flag cancels a held long poll within a second") {
     CHECK(out.errors().empty());
     CHECK(out.batches().empty());
   }
+}
+
+TEST_CASE("poller: a full page of updates is not caught up; the rest is delivered next") {
+  // getUpdates returns at most `limit` (100) updates: a full page says more may be waiting.
+  // Batch::caught_up promises "nothing more pending after this batch", and the pipeline
+  // expires appeals on the wall clock only once every connector is caught up; a backlog
+  // delivered as caught up would expire an appeal whose answer is in the next page.
+  FakeBotApi fake(fake_options(false));
+  for (int i = 0; i < 150; ++i) {
+    fake.push_update(R"({"message":{"message_id":)" + std::to_string(5000 + i) +
+                     R"(,"from":{"id":412345678,"is_bot":false,"first_name":"A"},)"
+                     R"("chat":{"id":-1001987654321,"type":"supergroup","title":"g"},)"
+                     R"("date":1782968400,"text":"x"}})");
+  }
+  Poller poller(options_for(fake.base_url()), {});
+  RecordingOutput out;
+  std::atomic<bool> stop{false};
+  REQUIRE(poller.poll(out, stop) == PollOutcome::ok);
+  auto batches = out.batches();
+  REQUIRE(batches.size() == 1);
+  CHECK(batches[0].events.size() == 100);
+  CHECK(fake.pending_updates() == 150);  // 50 more, not even confirmed yet
+  CHECK_MESSAGE(!batches[0].caught_up, "a full page of 100 updates was delivered as caught up");
+  CHECK_MESSAGE(poller.pending(), "pending() is false with 50 updates still waiting");
+  REQUIRE(poller.poll(out, stop) == PollOutcome::ok);
+  batches = out.batches();
+  REQUIRE(batches.size() == 2);
+  CHECK(batches[1].events.size() == 50);
+  CHECK(batches[1].caught_up);
+  CHECK_FALSE(poller.pending());
+  CHECK(fake.get_updates_calls()[1].offset == kFirstUpdateId + 100);
+  check_no_token(out, &poller);
+}
+
+TEST_CASE("poller: TLS checks the host name, by name as well as by address") {
+  FakeBotApi fake(fake_options(true));
+  push_history(fake);
+  const std::string port = std::to_string(fake.port());
+  {  // server.pem names DNS:localhost (sent as SNI and verified)
+    Poller poller(options_for("https://localhost:" + port, 0, ca("ca.pem")), {});
+    RecordingOutput out;
+    std::atomic<bool> stop{false};
+    CHECK(poller.poll(out, stop) == PollOutcome::ok);
+    CHECK(out.event_count() == kHistoryEvents);
+    CHECK(out.errors().empty());
+  }
+  // A name of this machine that resolves to 127.0.0.1 but that the certificate does not
+  // name: trusted CA, wrong host, so the handshake must fail.
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string name = host;
+  bool loopback = false;
+  if (!name.empty() && name != "localhost") {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(name.c_str(), nullptr, &hints, &found) == 0) {
+      for (auto* a = found; a; a = a->ai_next) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+        if (ntohl(in->sin_addr.s_addr) == INADDR_LOOPBACK) loopback = true;
+      }
+      ::freeaddrinfo(found);
+    }
+  }
+  if (!loopback) {
+    MESSAGE("skipped the wrong-name check: the host name '" << name
+                                                             << "' is not 127.0.0.1 here");
+    return;
+  }
+  Poller poller(options_for("https://" + name + ":" + port, 0, ca("ca.pem")), {});
+  RecordingOutput out;
+  std::atomic<bool> stop{false};
+  CHECK(poller.poll(out, stop) == PollOutcome::failed);
+  CHECK(out.error_types() == "tls_error");
+  CHECK(out.batches().empty());
+  check_no_token(out, &poller);
 }
 
 // ---- a scripted server: canned answers that echo the request, for redaction ----

@@ -372,7 +372,8 @@ TEST_CASE("replies: reply_to_message sets reply_to; quote and other chats' messa
   // reply_to_message, when there too, wins.
   const std::string same_chat =
       R"("external_reply":{"origin":{"type":"user","sender_user":{"id":5,"is_bot":false},)"
-      R"("date":1782900000},"chat":)" + kGroupChat + R"(,"message_id":1190})";
+      R"("date":1782900000},"chat":)" +
+      kGroupChat + R"(,"message_id":1190})";
   CHECK(message_verdict(message_fields(same_chat)).event.reply_to == 1190);
   CHECK(message_verdict(message_fields(same_chat + "," + parent)).event.reply_to == 1201);
   CHECK(message_verdict(message_fields(parent + "," + same_chat)).event.reply_to == 1201);
@@ -513,9 +514,10 @@ TEST_CASE("every service field makes a service message") {
       {"migrate_to_chat_id", "-1001987654322"},
       {"migrate_from_chat_id", "-987654321"},
   };
-  for (const auto& [name, value] : fields) {
+  for (const auto& field : fields) {
+    const std::string name = field.first;
     CAPTURE(name);
-    const Verdict v = message_verdict(message_fields("\"" + std::string(name) + "\":" + value));
+    const Verdict v = message_verdict(message_fields("\"" + name + "\":" + field.second));
     REQUIRE(v.outcome.empty());
     CHECK(v.event.kind == EventKind::service);
     CHECK(v.event.author == kAigerim);
@@ -667,11 +669,12 @@ TEST_CASE("bodies that are not Bot API responses are errors that never quote the
       {R"({"ok":true,"result":[]}x)", "not valid JSON"},
       {"{\"ok\":true,\"result\":[],\"description\":\"\xff" + secret + "\"}", "not valid JSON"},
   };
-  for (const auto& [body, problem] : cases) {
+  for (const auto& one : cases) {
+    const std::string& body = one.first;
     CAPTURE(body);
     const std::string message = error_of(body);
     CHECK(contains(message, "getUpdates response ("));
-    CHECK(contains(message, problem));
+    CHECK(contains(message, one.second));
     CHECK_FALSE(contains(message, secret));
   }
   // Whitespace around the document is fine.

@@ -173,10 +173,12 @@ def write_config(path, daemon=None, connectors=None):
     return write_json(path, doc)
 
 
-def poll_connector(port, token_env, name="tg", poll_timeout_secs=1):
+def poll_connector(port, token_env, name="tg", poll_timeout_secs=1, poll_interval_secs=1):
+    """poll_interval_secs is no pause for a long-polling connector, but the runner's backoff
+    after failures starts from it (default 10 s): 1 keeps a run through many faults short."""
     return {"name": name, "type": "telegram", "mode": "poll", "token_env": token_env,
             "api_base_url": f"https://127.0.0.1:{port}", "ca_file": CA_FILE,
-            "poll_timeout_secs": poll_timeout_secs}
+            "poll_timeout_secs": poll_timeout_secs, "poll_interval_secs": poll_interval_secs}
 
 
 def webhook_connector(path, token_env, secret_env, name="tg_hook"):
@@ -348,15 +350,16 @@ def opened_total(metrics):
 # ---------------------------------------------------------------------------
 # webhook pushes over a raw socket
 
-def post(port, path, body, headers=None, timeout=10, method="POST"):
-    """Sends one request with `body` (bytes) on a fresh connection and reads the answer even
-    when the server answered before taking the whole body (413). → (status, body text)."""
+def post(port, path, body, headers=None, timeout=10, method="POST", raw_body=None):
+    """Sends one request with `body` (bytes, framed by Content-Length) on a fresh connection
+    and reads the answer even when the server answered before taking the whole body (413).
+    `raw_body` is sent as it is after the headers (say, chunked). → (status, body text)."""
     head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
     if body is not None:
         head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     for k, v in (headers or {}).items():
         head.append(f"{k}: {v}")
-    data = ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
+    data = ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"") + (raw_body or b"")
     deadline = time.monotonic() + timeout
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:

@@ -151,30 +151,37 @@ class Restart(unittest.TestCase):
         `stop(daemon, stepper)`s it, checks that the state it left holds some but not all
         events, and restarts it, free-running, on the same data directory until done."""
         t = time.monotonic()
-        run = 0.001
-        for attempt in range(6):
+        run = 0.002
+        steps = extra_steps
+        lo, hi = 0, None  # step counts known to hold nothing / everything
+        for attempt in range(10):
             d = self.daemon_for(f"{name}-{attempt}")
             self.addCleanup(d.kill)
             stepper = h.Stepper(run=run, pause=0.1)
             d.start(on_spawn=stepper.attach, wait=False)
             marker = os.path.join(d.data_dir, after)
             stepper.step_until(lambda: os.path.exists(marker), 300, what=after)
-            for _ in range(extra_steps):
+            for _ in range(steps):
                 stepper.step()
             stop(d, stepper)
             stepper.release()
             restored = self.probe(f"{name}-{attempt}", d.data_dir)
             if 0 < restored < self.fx.events:
                 break
-            # The state holds the whole ingest (or none of it): this machine is faster (or
-            # slower) than the steps assume, or the exports were still settling (the
-            # watcher waits for a file to hold still for a poll interval). Try again
-            # with shorter (longer) steps, and more of them when nothing was held.
+            # The state holds none (or all) of the ingest: the exports were still
+            # settling, or this machine is slower (faster) than the steps assume. Bisect
+            # on the number of steps; when the bracket closes, take finer steps.
             if restored:
-                run = run / 2
+                hi = steps
             else:
-                run = run * 2
-                extra_steps = extra_steps * 2 + 10
+                lo = steps
+            if hi is None:
+                steps = steps * 2 + 10
+            elif hi - lo > 1:
+                steps = (lo + hi) // 2
+            else:
+                run /= 2
+                lo, hi, steps = 0, None, extra_steps
         else:
             self.fail(f"never stopped in the middle of the ingest (last held {restored})")
         print(f"\n  {name}: stopped after {stepper.steps} steps of {run * 1000:.1f} ms; its "

@@ -195,9 +195,11 @@ class TelegramPoll(unittest.TestCase):
         self.assertEqual(d.get("/healthz")[0], 200)
         self.assertEqual(d.get("/metrics")[0], 200)
         # A fatal error is not retried in a loop (the next try is minutes away).
-        calls = fake.status()["get_updates_calls"]
+        calls = self.wait_status(fake, lambda s: s["get_updates_calls"] >= 1, 10,
+                                 "the 401 getUpdates in the status file")["get_updates_calls"]
         time.sleep(3)
         self.assertEqual(fake.status()["get_updates_calls"], calls)
+        self.assertEqual(th.errors_by_type(d.metrics(), CONNECTOR).get("unauthorized"), calls)
         self.assertEqual(d.get("/readyz")[0], 503)
         self.assertEqual(d.stop(), 0, d.stderr())
         self.assert_no_secret()
@@ -209,7 +211,8 @@ class TelegramPoll(unittest.TestCase):
         h.wait_until(lambda: th.errors_by_type(d.metrics(), CONNECTOR).get("conflict"), 30,
                      what="a conflict error")
         first_at = time.monotonic()
-        calls = fake.status()["get_updates_calls"]
+        calls = self.wait_status(fake, lambda s: s["get_updates_calls"] >= 1, 10,
+                                 "the 409 getUpdates in the status file")["get_updates_calls"]
         time.sleep(5)
         later = fake.status()["get_updates_calls"]
         self.assertLessEqual(later - calls, 1, "getUpdates in a loop after 409")
