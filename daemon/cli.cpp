@@ -4,16 +4,11 @@
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/report.hpp"
+#include "daemon/version.hpp"
 #include "daemon/server.hpp"
 
 #include <fstream>
 
-#ifndef REPLYWATCH_VERSION
-#define REPLYWATCH_VERSION "0.0.0"
-#endif
-#ifndef REPLYWATCH_REVISION
-#define REPLYWATCH_REVISION "unknown"
-#endif
 
 namespace replywatch::daemon {
 
@@ -269,7 +264,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return args.empty() ? 1 : 0;
   }
   if (args[0] == "--version") {
-    out << "replywatch " << REPLYWATCH_VERSION << " (" << REPLYWATCH_REVISION << ")\n";
+    out << "replywatch " << version() << " (" << revision() << ")\n";
     return 0;
   }
   if (args[0] == "run") return run(args, out, err);

@@ -10,6 +10,7 @@
 #include "daemon/http_server.hpp"
 #include "daemon/log.hpp"
 #include "daemon/snapshot_file.hpp"
+#include "daemon/version.hpp"
 #include "connectors/telegram/update_parser.hpp"
 #include "pipeline/rolling.hpp"
 
@@ -28,12 +29,6 @@
 #include <random>
 #include <thread>
 
-#ifndef REPLYWATCH_VERSION
-#define REPLYWATCH_VERSION "0.0.0"
-#endif
-#ifndef REPLYWATCH_REVISION
-#define REPLYWATCH_REVISION "unknown"
-#endif
 
 namespace replywatch::daemon {
 
@@ -541,9 +536,9 @@ class Daemon {
     prometheus::ClientMetric m;
     prometheus::ClientMetric::Label version, revision;
     version.name = "version";
-    version.value = REPLYWATCH_VERSION;
+    version.value = daemon::version();
     revision.name = "revision";
-    revision.value = REPLYWATCH_REVISION;
+    revision.value = daemon::revision();
     m.label = {revision, version};
     m.gauge.value = 1;
     f.metric.push_back(m);

@@ -2,6 +2,8 @@
 // tails files of it in bounded chunks, resuming from a cursor.
 #include "connectors/ndjson/ndjson_parser.hpp"
 
+#include "connectors/json_scan.hpp"
+
 #include <simdjson.h>
 
 #include <fcntl.h>
@@ -22,15 +24,14 @@ namespace replywatch::connectors::ndjson {
 
 namespace {
 
+using json_scan::is_json_space;
+using json_scan::kFirstTime;
+using json_scan::kEndTime;
+
 namespace od = simdjson::ondemand;
 using pipeline::AuthorHint;
 using pipeline::EventKind;
 using simdjson::error_code;
-
-// The Telegram export parser's window, so that every source agrees on what a plausible time
-// is; a time outside it is nearly always a zero, or milliseconds where seconds belong.
-constexpr std::int64_t kFirstTime = 1375315200;  // 2013-08-01T00:00:00Z
-constexpr std::int64_t kEndTime = 4102444800;    // 2100-01-01T00:00:00Z
 
 // The file reader's read size: large enough to amortize the system call, small enough that
 // a daemon tailing many files keeps little memory per poll.
@@ -63,8 +64,6 @@ constexpr std::array<std::string_view, 18> kReasons = {
     kBadAuthor,           kMissingTime,     kBadTime,
     kTimeOutOfRange,      kBadAuthorKind,   kBadKind,
 };
-
-bool is_json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 

@@ -158,8 +158,9 @@ boost::system::result<HttpReply, ClientError> BotApiClient::get(
   tcp_stream.expires_after(deadline);
   auto on_read = [&](beast::error_code ec, std::size_t) {
     if (ec == http::error::body_limit) return finish(ec, "response_too_large");
+    // Over TLS a peer that closes mid-body without close_notify reads as stream_truncated.
     if (ec == http::error::partial_message || ec == asio::error::eof ||
-        ec == http::error::end_of_stream) {
+        ec == http::error::end_of_stream || ec == ssl::error::stream_truncated) {
       return finish(ec, "truncated_body");
     }
     finish(ec, ec == beast::error::timeout ? "timeout" : "connection_reset");

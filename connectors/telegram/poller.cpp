@@ -13,6 +13,7 @@ namespace {
 constexpr std::string_view kAllowedUpdates =
     "%5B%22message%22%2C%22edited_message%22%2C%22channel_post%22%2C%22edited_channel_post%22%5D";
 
+
 std::int64_t wall_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -32,7 +33,8 @@ Poller::Poller(PollerOptions options, CursorMap restored)
 }
 
 std::string Poller::query() const {
-  std::string q = "timeout=" + std::to_string(options_.poll_timeout_secs) + "&limit=100";
+  std::string q = "timeout=" + std::to_string(options_.poll_timeout_secs) +
+                  "&limit=" + std::to_string(page_size_);
   if (offset_ > 0) q += "&offset=" + std::to_string(offset_);
   q += "&allowed_updates=";
   q += kAllowedUpdates;
@@ -54,15 +56,33 @@ PollOutcome Poller::poll(Output& out, const std::atomic<bool>& stop) {
     out.error(server_error ? "http_5xx" : "invalid_json",
               client_.redacted_url("getUpdates") + ": HTTP " + std::to_string(reply->status) +
                   ": " + redact(parsed.error().message, options_.token));
+    // One update that never parses would stall the bot for good: after a few tries
+    // ask for one update at a time, and then step over the one that keeps failing.
+    if (!server_error && ++unparsable_ >= kUnparsableRetries) {
+      if (page_size_ > 1) {
+        page_size_ = 1;
+        unparsable_ = 0;
+      } else if (offset_ > 0) {
+        out.error("skipped_update", "update " + std::to_string(offset_) +
+                                        " never parsed; skipped after repeated attempts");
+        ++offset_;
+        unparsable_ = 0;
+      }
+    }
     return PollOutcome::failed;
   }
+  unparsable_ = 0;
+  if (page_size_ == 1 && parsed->max_update_id) page_size_ = kPageSize;
   if (parsed->error) return on_api_error(out, *parsed->error, reply->status);
   if (reply->status != 200) {
     out.error("http_" + std::to_string(reply->status / 100) + "xx",
               client_.redacted_url("getUpdates") + ": HTTP " + std::to_string(reply->status));
     return PollOutcome::failed;
   }
-  if (!parsed->max_update_id) return PollOutcome::ok;  // the long poll ended empty
+  if (!parsed->max_update_id) {  // the long poll ended empty
+    pending_ = false;
+    return PollOutcome::ok;
+  }
   Batch batch;
   batch.connector = options_.name;
   batch.received_at = wall_now();
@@ -71,7 +91,9 @@ PollOutcome Poller::poll(Output& out, const std::atomic<bool>& stop) {
   for (const auto& m : parsed->migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
   const std::int64_t next = *parsed->max_update_id + 1;
   batch.cursors.push_back({"offset", std::to_string(next)});
-  batch.caught_up = true;
+  // A full page means Telegram likely holds more: a backlog, so expiry waits.
+  pending_ = parsed->updates >= page_size_;
+  batch.caught_up = !pending_;
   batch.sync = true;
   out.deliver(std::move(batch));
   // Asking for `next` confirms everything before it to Telegram, which then

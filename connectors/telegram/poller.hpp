@@ -29,6 +29,7 @@ class Poller : public Connector {
   PollOutcome poll(Output& out, const std::atomic<bool>& stop) override;
   std::optional<std::chrono::milliseconds> requested_delay() const override { return delay_; }
   bool long_polls() const override { return true; }
+  bool pending() const override { return pending_; }
 
   /// The query getUpdates is sent with (for tests).
   std::string query() const;
@@ -41,6 +42,11 @@ class Poller : public Connector {
   UpdateParser parser_;
   std::int64_t offset_ = 0;  // next update id to ask for; 0: whatever Telegram has
   std::optional<std::chrono::milliseconds> delay_;
+  bool pending_ = false;  // the last page was full: more updates are waiting
+  static constexpr std::size_t kPageSize = 100;  // getUpdates' maximum
+  static constexpr int kUnparsableRetries = 3;
+  std::size_t page_size_ = kPageSize;
+  int unparsable_ = 0;  // consecutive bodies that were not valid JSON
 };
 
 }  // namespace replywatch::connectors::telegram

@@ -2,6 +2,8 @@
 // On-Demand; the rules are in update_parser.hpp and in the comments on each decision.
 #include "connectors/telegram/update_parser.hpp"
 
+#include "connectors/json_scan.hpp"
+
 #include <simdjson.h>
 
 #include <array>
@@ -16,14 +18,17 @@ namespace replywatch::connectors::telegram {
 
 namespace {
 
+using json_scan::is_json_space;
+using json_scan::key_is;
+using json_scan::token_to_int;
+using json_scan::kFirstTime;
+using json_scan::kEndTime;
+
 namespace od = simdjson::ondemand;
 using pipeline::AuthorHint;
 using pipeline::EventKind;
 using simdjson::error_code;
 
-// Telegram did not exist before August 2013; times outside this window are corrupt.
-constexpr std::int64_t kFirstTime = 1375315200;  // 2013-08-01T00:00:00Z
-constexpr std::int64_t kEndTime = 4102444800;    // 2100-01-01T00:00:00Z
 // The Bot API promises that user and chat ids fit in 52 bits; anything larger is not
 // from Telegram, and keeping offset = update_id + 1 far from overflow needs a bound too.
 constexpr std::int64_t kMaxId = (std::int64_t{1} << 52) - 1;
@@ -32,25 +37,6 @@ constexpr std::size_t kMaxDescription = 1024;
 // A getUpdates body holds at most 100 updates (well under a megabyte in practice); after
 // a freak body, give the memory back rather than pin it for the life of the daemon.
 constexpr std::size_t kKeptCapacity = std::size_t{8} << 20;
-
-bool is_json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
-
-// Keys are matched in the input buffer, unescaped: Telegram never escapes ASCII in keys,
-// and an escaped key then reads as an unknown one. The closing quote keeps "chat" from
-// matching "chat_shared"; the padding keeps the comparison inside the buffer.
-bool key_is(const char* raw, std::string_view name) {
-  return std::memcmp(raw, name.data(), name.size()) == 0 && raw[name.size()] == '"';
-}
-
-// An integer from a number's raw token, which runs on through trailing whitespace. A
-// fraction, an exponent or an overflow fails: for us that is a field of the wrong type.
-bool token_to_int(std::string_view token, std::int64_t& out) {
-  const char* end = token.data() + token.size();
-  auto [ptr, ec] = std::from_chars(token.data(), end, out);
-  if (ec != std::errc{}) return false;
-  while (ptr != end && is_json_space(*ptr)) ++ptr;
-  return ptr == end;
-}
 
 bool valid_user_id(std::int64_t id) { return id > 0 && id <= kMaxId; }
 bool valid_chat_id(std::int64_t id) { return id != 0 && id >= -kMaxId && id <= kMaxId; }

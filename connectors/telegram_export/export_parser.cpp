@@ -2,6 +2,8 @@
 // On-Demand and hands each message to a Sink as a normalized event.
 #include "connectors/telegram_export/export_parser.hpp"
 
+#include "connectors/json_scan.hpp"
+
 #include <simdjson.h>
 
 #include <fcntl.h>
@@ -21,6 +23,12 @@ namespace replywatch::connectors::telegram_export {
 
 namespace {
 
+using json_scan::is_json_space;
+using json_scan::key_is;
+using json_scan::token_to_int;
+using json_scan::kFirstTime;
+using json_scan::kEndTime;
+
 namespace od = simdjson::ondemand;
 using simdjson::error_code;
 
@@ -30,10 +38,6 @@ constexpr std::int64_t kChannelBase = 1000000000000;
 constexpr std::int64_t kMaxGroupId = kChannelBase - 1;
 // The Bot API promises user ids fit in 52 bits.
 constexpr std::int64_t kMaxUserId = (std::int64_t{1} << 52) - 1;
-
-// Telegram did not exist before August 2013; times outside this window are corrupt.
-constexpr std::int64_t kFirstTime = 1375315200;  // 2013-08-01T00:00:00Z
-constexpr std::int64_t kEndTime = 4102444800;    // 2100-01-01T00:00:00Z
 
 // A thread keeps at most this much parser memory between files, so that one huge
 // export does not pin gigabytes in a long-running daemon.
@@ -74,26 +78,6 @@ std::string_view error_name(error_code error) {
     case simdjson::TRAILING_CONTENT: return "TRAILING_CONTENT";
     default: return "ERROR";
   }
-}
-
-bool is_json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
-
-// Keys are compared in the input buffer: exporters never escape them, the closing quote
-// keeps "id" from matching "id_x", and the buffer padding keeps the read in bounds.
-bool key_is(const char* raw, std::string_view name) {
-  return std::memcmp(raw, name.data(), name.size()) == 0 && raw[name.size()] == '"';
-}
-
-// An integer from a number's raw token (which runs on through trailing whitespace).
-// A fraction, an exponent or an overflow fails: for us that is a wrong-typed field.
-bool token_to_int(std::string_view token, std::int64_t& out) {
-  const char* end = token.data() + token.size();
-  auto [ptr, ec] = std::from_chars(token.data(), end, out);
-  if (ec != std::errc{}) return false;
-  for (; ptr != end; ++ptr) {
-    if (!is_json_space(*ptr)) return false;
-  }
-  return true;
 }
 
 bool decimal_to_int(std::string_view digits, std::int64_t& out) {

@@ -122,6 +122,46 @@ def event_updates(updates):
     return [u for u in updates if any(k in u for k in EVENT_KINDS)]
 
 
+_GROUP_CHAT = {"id": GROUP, "title": "City akimat chat", "type": "supergroup"}
+_CHANNEL_CHAT = {"id": CHANNEL, "title": "City akimat", "type": "channel"}
+
+
+def _user(uid):
+    return {"id": uid, "is_bot": False, "first_name": f"u{uid}"}
+
+
+def backlog(appeal_at, answer_at, channel_posts):
+    """A backlog longer than one getUpdates page (limit 100), in both forms: a citizen asks
+    in the group (the first update), the channel posts `channel_posts` times in the channel
+    itself (a chat no agency owns: events, but nothing to pair), then the press office
+    answers the citizen (past the first page). → (updates, export)."""
+    citizen = 412345678
+    ask = {"message_id": 2000, "from": _user(citizen), "chat": _GROUP_CHAT, "date": appeal_at,
+           "text": "When is the road fixed?"}
+    updates = [{"message": ask}]
+    for i in range(channel_posts):
+        updates.append({"channel_post": {"message_id": 300 + i, "sender_chat": _CHANNEL_CHAT,
+                                         "chat": _CHANNEL_CHAT, "date": appeal_at + 1 + i,
+                                         "text": f"post {i}"}})
+    updates.append({"message": {"message_id": 2001, "from": _user(PRESS_OFFICE),
+                                "chat": _GROUP_CHAT, "date": answer_at, "text": "Tomorrow.",
+                                "reply_to_message": ask}})
+
+    def msg(mid, t, uid, reply_to=None):
+        m = {"id": mid, "type": "message",
+             "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + EXPORT_UTC_OFFSET)),
+             "date_unixtime": str(t), "from": f"u{uid}", "from_id": f"user{uid}",
+             "text": "x", "text_entities": [{"type": "plain", "text": "x"}]}
+        if reply_to:
+            m["reply_to_message_id"] = reply_to
+        return m
+
+    export = {"name": "City akimat chat", "type": "public_supergroup",
+              "id": -GROUP - 1000000000000,
+              "messages": [msg(2000, appeal_at, citizen), msg(2001, answer_at, PRESS_OFFICE, 2000)]}
+    return updates, export
+
+
 def write_updates_ndjson(path, updates):
     """One update object per line, without update_id (the fake numbers them)."""
     with open(path, "w", encoding="utf-8") as f:
@@ -159,10 +199,10 @@ def agency_config():
     }
 
 
-def write_config(path, daemon=None, connectors=None):
+def write_config(path, daemon=None, connectors=None, horizon_secs=7 * h.DAY):
     """JSON is YAML. Without `daemon`/`connectors`: the registry alone (for replay)."""
     doc = {
-        "horizon_secs": 7 * h.DAY,
+        "horizon_secs": horizon_secs,
         "ignore_accounts": [{"source": "telegram", "id": HELPER_BOT}],
         "agencies": [agency_config()],
     }
@@ -204,10 +244,10 @@ def appeal_rows(appeals):
     return sorted(appeal_row(a) for a in appeals)
 
 
-def replay_appeals(workdir, export_doc):
+def replay_appeals(workdir, export_doc, horizon_secs=7 * h.DAY, name="replay"):
     """`replywatch replay --appeals` on `export_doc` with the registry alone → appeals."""
-    config = write_config(os.path.join(workdir, "replay.yaml"))
-    export = write_json(os.path.join(workdir, "replay_export.json"), export_doc)
+    config = write_config(os.path.join(workdir, f"{name}.yaml"), horizon_secs=horizon_secs)
+    export = write_json(os.path.join(workdir, f"{name}_export.json"), export_doc)
     _report, appeals = h.replay(config, [export])
     return appeals
 

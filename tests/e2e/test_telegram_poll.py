@@ -138,6 +138,8 @@ class TelegramPoll(unittest.TestCase):
         with self.subTest("server_error:2 counted twice"):
             self.assertEqual(errors.get("http_5xx"), 2, errors)
         self.assertEqual(h.sample(m, "replywatch_connector_up", connector=CONNECTOR), 1)
+        self.assertGreaterEqual(h.sample(m, "replywatch_connector_last_success_timestamp_seconds",
+                                         connector=CONNECTOR), time.time() - 30)
         self.assertEqual(d.get("/readyz")[0], 200)
 
         # Restart on the same data directory and the same fake: nothing counted twice,
@@ -201,7 +203,9 @@ class TelegramPoll(unittest.TestCase):
         self.assertEqual(fake.status()["get_updates_calls"], calls)
         self.assertEqual(th.errors_by_type(d.metrics(), CONNECTOR).get("unauthorized"), calls)
         self.assertEqual(d.get("/readyz")[0], 503)
+        t0 = time.monotonic()
         self.assertEqual(d.stop(), 0, d.stderr())
+        self.assertLess(time.monotonic() - t0, 3, "SIGTERM waited for the 5 min retry")
         self.assert_no_secret()
 
     def test_3_conflict_is_retried_slowly(self):
@@ -225,7 +229,64 @@ class TelegramPoll(unittest.TestCase):
         waited = time.monotonic() - first_at
         self.assertGreaterEqual(waited, 25, f"retried after {waited:.1f} s")
         self.assertEqual(d.get("/readyz")[0], 200)  # a conflict is not fatal
+        t0 = time.monotonic()
         self.assertEqual(d.stop(), 0, d.stderr())
+        self.assertLess(time.monotonic() - t0, 3, "SIGTERM waited for the 30 s retry")
+        self.assert_no_secret()
+
+    def test_4_backlog_of_several_pages_pairs_like_replay(self):
+        """After downtime Telegram holds more than one page (100) of updates. Until the last
+        page is in, expiry must wait (the connector is not caught up), or an appeal whose
+        answer is on a later page expires first. Horizon 1 h; the appeal was opened 3 h
+        ago and answered 30 min later, on the second page."""
+        now = int(time.time())
+        updates, export = th.backlog(now - 3 * h.HOUR, now - 3 * h.HOUR + 30 * 60, 150)
+        expected = th.replay_appeals(self.work, export, horizon_secs=h.HOUR, name="backlog")
+        self.assertEqual([(a["status"], a["reply_seconds"]) for a in expected],
+                         [("answered", 1800)])
+        path = th.write_updates_ndjson(os.path.join(self.work, "backlog.ndjson"), updates)
+        fake = th.FakeBotApiProcess(self.work, "fake_backlog", self.token, updates_file=path)
+        self.fakes.append(fake)
+        fake.start()
+        data_dir = os.path.join(self.work, "backlog")
+        os.makedirs(data_dir, exist_ok=True)
+        config = th.write_config(os.path.join(self.work, "backlog.yaml"),
+                                 daemon=h.daemon_section(data_dir),
+                                 connectors=[th.poll_connector(fake.port, TOKEN_ENV, CONNECTOR)],
+                                 horizon_secs=h.HOUR)
+        d = th.RecordingDaemon(config, data_dir, env=self.env)
+        self.daemons.append(d)
+        d.start()
+        last = th.FIRST_UPDATE_ID + len(updates) - 1
+        self.wait_status(fake, lambda s: s["confirmed_offset"] == last + 1, 60,
+                         "the whole backlog confirmed")
+        d.wait_ingested(len(updates), timeout=60, settle=1.5)
+        got = d.appeals()
+        self.assertEqual(th.appeal_rows(got), th.appeal_rows(expected),
+                         "the answer on the second page came after the appeal had expired")
+        self.assertEqual(d.stop(), 0, d.stderr())
+        self.assert_no_secret()
+
+    def test_5_sigterm_cancels_a_held_long_poll(self):
+        fake = self.fake("fake_idle", updates=False)
+        data_dir = os.path.join(self.work, "idle")
+        os.makedirs(data_dir, exist_ok=True)
+        config = th.write_config(os.path.join(self.work, "idle.yaml"),
+                                 daemon=h.daemon_section(data_dir),
+                                 connectors=[th.poll_connector(fake.port, TOKEN_ENV, CONNECTOR,
+                                                               poll_timeout_secs=50)])
+        d = th.RecordingDaemon(config, data_dir, env=self.env)
+        self.daemons.append(d)
+        d.start()
+        self.wait_status(fake, lambda s: s["get_updates_calls"] >= 1, 10, "a held getUpdates")
+        time.sleep(1)
+        self.assertEqual(th.errors_by_type(d.metrics(), CONNECTOR), {})
+        t0 = time.monotonic()
+        self.assertEqual(d.stop(timeout=30), 0, d.stderr())
+        took = time.monotonic() - t0
+        self.assertLess(took, 3, f"SIGTERM took {took:.1f} s with a 50 s long poll held")
+        self.assertEqual(fake.status()["get_updates_calls"], 1)
+        self.assertNotIn(" warn ", d.stderr())  # a shutdown is not an error
         self.assert_no_secret()
 
     def test_9_no_secret_anywhere(self):

@@ -193,6 +193,38 @@ class TelegramWebhook(unittest.TestCase):
             self.assertEqual(self.push(json.dumps(u).encode(), self.secret), 200)
         self.assertEqual(th.opened_total(self.daemon.metrics()), opened)
 
+    def test_7_an_acknowledged_push_survives_a_crash(self):
+        """A 200 tells Telegram to forget the update, as a confirmed offset does in poll
+        mode, where the offset moves only once the batch is in a snapshot on disk. So a
+        push must be durable before it is acknowledged: kill -9 right after the 200, and
+        the restarted daemon must still have it."""
+        data_dir = os.path.join(self.work, "crash")
+        os.makedirs(data_dir)
+        config = th.write_config(os.path.join(self.work, "crash.yaml"),
+                                 daemon=h.daemon_section(data_dir),
+                                 connectors=[th.webhook_connector(PATH, TOKEN_ENV, SECRET_ENV,
+                                                                  CONNECTOR)])
+        d = th.RecordingDaemon(config, data_dir,
+                               env={TOKEN_ENV: self.token, SECRET_ENV: self.secret})
+        try:
+            d.start()
+            ask = next(u for u in self.updates
+                       if "message" in u and u["message"]["message_id"] == 1202)
+            status, text = th.post(d.port, PATH, json.dumps(ask).encode(),
+                                   {HEADER: self.secret})
+            self.bodies.append(text)
+            self.assertEqual(status, 200)
+            d.kill()  # within milliseconds of the 200
+            d.start()
+            m = d.metrics()
+            self.assertEqual(
+                h.sample(m, "replywatch_connector_events_received_total", connector=CONNECTOR),
+                1, "an update acknowledged with 200 was lost by a crash")
+            self.assertEqual(th.opened_total(m), 1)
+        finally:
+            d.kill()
+            self.daemon.bodies.extend(d.bodies)
+
     def test_9_no_secret_anywhere(self):
         self.daemon.stop()
         found = th.scan(th.secrets_of(self.token) + [self.secret], directories=[self.work],
