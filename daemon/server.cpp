@@ -12,6 +12,7 @@
 #include "daemon/snapshot_file.hpp"
 #include "daemon/version.hpp"
 #include "connectors/telegram/update_parser.hpp"
+#include "pipeline/binary.hpp"
 #include "pipeline/rolling.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -20,7 +21,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <prometheus/text_serializer.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include <atomic>
 #include <chrono>
@@ -157,7 +165,9 @@ class Runner : public connectors::Output {
       if (!wait && failures > 0) {
         // Exponential from 1 s (or the interval), doubling to five minutes, with
         // jitter so that many bots recovering together do not retry in step.
-        const std::int64_t base = std::max<std::int64_t>(1000, interval_ * 1000);
+        // Long polling has no interval of its own: back off from a second.
+        const std::int64_t base =
+            connector_->long_polls() ? 1000 : std::max<std::int64_t>(1000, interval_ * 1000);
         const std::int64_t backoff = std::min<std::int64_t>(300'000, base << std::min(failures - 1, 9));
         wait = std::chrono::milliseconds(backoff / 2 +
                                          static_cast<std::int64_t>(rng() % (backoff / 2 + 1)));
@@ -186,6 +196,66 @@ class Runner : public connectors::Output {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
+};
+
+/// Webhook pushes are acknowledged to Telegram (which then forgets them) before the
+/// next snapshot: each is first appended to this journal and synced, and replayed
+/// at start on top of the snapshot. Every snapshot empties it.
+class PushJournal {
+ public:
+  ~PushJournal() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Result<void> open(const std::string& path) {
+    path_ = path;
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd_ < 0) return make_error("cannot open " + path + ": " + std::strerror(errno));
+    return {};
+  }
+
+  /// Appends and syncs one push; false if it could not be made durable.
+  bool append(const std::string& connector, std::string_view body) {
+    std::string record;
+    pipeline::BinaryWriter w(record);
+    w.put_bytes(connector);
+    w.put_bytes(body);
+    std::string framed;
+    pipeline::BinaryWriter f(framed);
+    f.put(static_cast<std::uint32_t>(record.size()));
+    framed += record;
+    std::size_t done = 0;
+    while (done < framed.size()) {
+      const ssize_t n = ::write(fd_, framed.data() + done, framed.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return ::fdatasync(fd_) == 0;
+  }
+
+  /// Every complete record, in order; a torn last record (a crash mid-append) is dropped.
+  std::vector<std::pair<std::string, std::string>> read_all() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::ifstream in(path_, std::ios::binary);
+    const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    pipeline::BinaryReader r(data);
+    while (!r.at_end()) {
+      std::uint32_t size = 0;
+      std::string_view connector, body;
+      if (!r.get(size) || !r.get_bytes(connector) || !r.get_bytes(body)) break;
+      out.emplace_back(std::string(connector), std::string(body));
+    }
+    return out;
+  }
+
+  void clear() {
+    if (fd_ >= 0 && ::ftruncate(fd_, 0) == 0) ::fsync(fd_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
 };
 
 class Daemon {
@@ -233,6 +303,7 @@ class Daemon {
       log_info("restored state from " + snapshot_path_ + " (" +
                std::to_string(engine_.pairing().open_appeals()) + " open appeals)");
     }
+    if (!replay_journal(d.data_dir)) return 1;
     restored_ = true;
     if (auto ok = http_.listen(d.listen_address, d.listen_port); !ok) {
       log_error(ok.error().message);
@@ -307,6 +378,11 @@ class Daemon {
       return {401, "text/plain; charset=utf-8", "unauthorized\n", {}};
     }
     auto parsed = w.parser->parse_update(r.body);
+    if (parsed && !journal_.append(w.connector, r.body)) {
+      // Not durable: let Telegram deliver it again rather than risk losing it.
+      engine_.connector_error(w.connector, "journal_write", "cannot sync the push journal", false);
+      return {503, "text/plain; charset=utf-8", "try again\n", {{"Retry-After", "1"}}};
+    }
     if (!parsed) {
       engine_.connector_error(w.connector, "invalid_json", parsed.error().message, false);
       // 200 anyway: Telegram would retry a malformed push forever; it is counted.
@@ -325,6 +401,32 @@ class Daemon {
     engine_.connector_success(w.connector, wall_now(), true);
     schedule_sync_snapshot();
     return {200, "text/plain; charset=utf-8", "ok\n", {}};
+  }
+
+  /// Pushes acknowledged after the last snapshot: apply them again (duplicates are
+  /// harmless), then snapshot so the journal can start empty.
+  bool replay_journal(const std::string& dir) {
+    const std::string path = (std::filesystem::path(dir) / "webhook.journal").string();
+    if (auto ok = journal_.open(path); !ok) {
+      log_error(ok.error().message);
+      return false;
+    }
+    const auto pushes = journal_.read_all();
+    if (pushes.empty()) return true;
+    connectors::telegram::UpdateParser parser;
+    for (const auto& [connector, body] : pushes) {
+      auto parsed = parser.parse_update(body);
+      if (!parsed) continue;
+      EventBatch batch;
+      batch.connector = connector;
+      batch.received_at = wall_now();
+      batch.events = std::move(parsed->events);
+      batch.rejected = std::move(parsed->rejected);
+      for (const auto& m : parsed->migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
+      engine_.apply(std::move(batch), wall_now());
+    }
+    log_info("replayed " + std::to_string(pushes.size()) + " webhook push(es) from " + path);
+    return save_snapshot();
   }
 
   /// Coalesces snapshots asked for by sync batches: at most one per 200 ms.
@@ -378,6 +480,7 @@ class Daemon {
                         std::chrono::steady_clock::now() - started)
                         .count();
     if (ms > 1000) log_warn("snapshot took " + std::to_string(ms) + " ms");
+    journal_.clear();  // every journalled push is in the snapshot now
     durability_.snapshot_written();
     return true;
   }
@@ -556,6 +659,7 @@ class Daemon {
   asio::steady_timer sync_timer_;
   bool sync_pending_ = false;
   Durability durability_;
+  PushJournal journal_;
   std::map<std::string, Webhook> webhooks_;
   std::vector<std::unique_ptr<Runner>> runners_;
   std::string snapshot_path_;

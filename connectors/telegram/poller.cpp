@@ -28,7 +28,8 @@ Poller::Poller(PollerOptions options, CursorMap restored)
   if (auto it = restored.find("offset"); it != restored.end()) {
     std::int64_t v = 0;
     const auto& s = it->second;
-    if (std::from_chars(s.data(), s.data() + s.size(), v).ec == std::errc() && v > 0) offset_ = v;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && end == s.data() + s.size() && v > 0) offset_ = v;
   }
 }
 

@@ -279,7 +279,7 @@ Timed timed_poll(Poller& poller, Output& out, const std::atomic<bool>& stop) {
 
 // ---------------------------------------------------------------------------
 
-TEST_CASE("poller: getUpdates carries timeout, limit and allowed_updates; the offset confirms") {
+TEST_CASE("poller: getUpdates carries timeout, limit and allowed_updates, and the offset confirms") {
   for (const bool tls : {false, true}) {
     CAPTURE(tls);
     FakeBotApi fake(fake_options(tls));
@@ -593,7 +593,7 @@ TEST_CASE("poller: 409 conflict fails and waits 30 s") {
   check_no_token(out, &poller);
 }
 
-TEST_CASE("poller: 401 and 404 are fatal; so is a token the server does not know") {
+TEST_CASE("poller: 401 and 404 are fatal, and so is a token the server does not know") {
   struct Case {
     Fault fault;
     const char* type;
@@ -688,7 +688,7 @@ TEST_CASE("poller: the stop flag cancels a held long poll within a second") {
   }
 }
 
-TEST_CASE("poller: a full page of updates is not caught up; the rest is delivered next") {
+TEST_CASE("poller: a full page of updates is not caught up, and the rest comes next") {
   // getUpdates returns at most `limit` (100) updates: a full page says more may be waiting.
   // Batch::caught_up promises "nothing more pending after this batch", and the pipeline
   // expires appeals on the wall clock only once every connector is caught up; a backlog

@@ -7,8 +7,10 @@ Telegram would (200 each), and the appeals must equal `replywatch replay --appea
 equally shifted Desktop export. A push with a wrong or missing secret is 401 and ingests
 nothing; a body over 1 MiB is 413 (also chunked); malformed JSON is 200 (Telegram would
 retry it forever) and counted as invalid_json; GET on the path is 405. Pushes repeated
-(Telegram retries) and a restart count nothing twice. Neither the bot token nor the
-webhook secret appears in any output of the daemon or any body it answered.
+(Telegram retries) and a restart count nothing twice. A push answered 200 is durable: it
+survives kill -9 right after the answer (Telegram forgets what it got 200 for). Neither
+the bot token nor the webhook secret appears in any output of the daemon or any body it
+answered.
 
 Environment (set by ctest): REPLYWATCH_BIN, REPLYWATCH_SOURCE.
 """
