@@ -33,9 +33,17 @@ struct FlatHash {
   }
 };
 
+/// The value of a FlatMap used as a set: takes no room in a slot.
+struct Empty {};
+
 template <class K, class V, class Hash = FlatHash>
 class FlatMap {
  public:
+  struct Slot {
+    K first;
+    [[no_unique_address]] V second;
+  };
+
   FlatMap() = default;
 
   std::size_t size() const { return size_; }
@@ -59,7 +67,7 @@ class FlatMap {
       if (slots_[i].first == key) return {&slots_[i].second, false};
     }
     used_[i] = 1;
-    slots_[i] = {key, value};
+    slots_[i] = Slot{key, value};
     ++size_;
     return {&slots_[i].second, true};
   }
@@ -103,7 +111,7 @@ class FlatMap {
 
   /// Bytes held by the table (for memory accounting in benchmarks).
   std::size_t memory_bytes() const {
-    return slots_.capacity() * sizeof(std::pair<K, V>) + used_.capacity();
+    return slots_.capacity() * sizeof(Slot) + used_.capacity();
   }
 
  private:
@@ -112,7 +120,7 @@ class FlatMap {
 
   void grow() {
     const std::size_t next = capacity() == 0 ? 16 : capacity() * 2;
-    std::vector<std::pair<K, V>> old_slots(next);
+    std::vector<Slot> old_slots(next);
     std::vector<std::uint8_t> old_used(next, 0);
     old_slots.swap(slots_);
     old_used.swap(used_);
@@ -126,7 +134,7 @@ class FlatMap {
     }
   }
 
-  std::vector<std::pair<K, V>> slots_;
+  std::vector<Slot> slots_;
   std::vector<std::uint8_t> used_;
   std::size_t size_ = 0;
   std::size_t mask_ = 0;

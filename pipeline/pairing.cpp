@@ -108,9 +108,9 @@ void Pairing::on_event(const Event& e) {
   const AuthorClass cls = classify(*c, e, account);
   // Copy the parent before inserting: the insert may move the table.
   const bool has_parent = parent != nullptr;
-  const MessageInfo parent_copy = has_parent ? *parent : MessageInfo{};
+  const MessageInfo parent_copy = has_parent ? *parent : MessageInfo{0, 0, 0};
   const auto [info, inserted] =
-      c->messages.try_emplace(e.message_id, MessageInfo{thread, e.author, e.time, cls});
+      c->messages.try_emplace(e.message_id, MessageInfo::make(thread, e.author, e.time, cls));
   (void)info;
   if (!inserted) {
     ++counters_.duplicates;
@@ -125,7 +125,7 @@ void Pairing::on_event(const Event& e) {
 
 void Pairing::on_citizen(Conversation& c, const Event& e, std::int64_t thread,
                          const MessageInfo* parent) {
-  if (parent && parent->cls == AuthorClass::citizen && parent->author != e.author &&
+  if (parent && parent->cls() == AuthorClass::citizen && parent->author != e.author &&
       registry_->citizen_replies_to_citizens == CitizenReplies::ignore) {
     ++counters_.citizen_to_citizen;
     return;
@@ -138,15 +138,16 @@ void Pairing::on_citizen(Conversation& c, const Event& e, std::int64_t thread,
     c.open.erase(key);
     sink_.on_closed(expired);
   }
-  const bool first = c.seen.try_emplace(key, 1).second;
-  const OpenAppeal open{e.time, e.message_id, first ? AppealKind::first : AppealKind::followup};
+  const bool first = c.seen.try_emplace(key, Empty{}).second;
+  const OpenAppeal open =
+      OpenAppeal::make(e.time, e.message_id, first ? AppealKind::first : AppealKind::followup);
   c.open.try_emplace(key, open);
   sink_.on_opened(make_appeal(c, key, open));
 }
 
 void Pairing::on_official(Conversation& c, const Event& e, std::int32_t account,
                           const MessageInfo* parent) {
-  if (!parent || parent->cls != AuthorClass::citizen) return;
+  if (!parent || parent->cls() != AuthorClass::citizen) return;
   const PairKey key{parent->author, parent->thread};
   OpenAppeal* open = c.open.find(key);
   if (!open) return;
@@ -179,8 +180,8 @@ Appeal Pairing::make_appeal(const Conversation& c, const PairKey& key,
   a.citizen = key.a;
   a.thread = key.b;
   a.opened_at = open.opened_at;
-  a.opened_message = open.opened_message;
-  a.kind = open.kind;
+  a.opened_message = open.opened_message();
+  a.kind = open.kind();
   a.status = AppealStatus::open;
   return a;
 }
@@ -223,7 +224,7 @@ std::size_t Pairing::forget_messages_before(std::int64_t before) {
   for (const auto& c : conversations_) {
     old.clear();
     c->messages.for_each([&](std::int64_t id, const MessageInfo& m) {
-      if (m.time < before) old.push_back(id);
+      if (m.time() < before) old.push_back(id);
     });
     for (const auto id : old) c->messages.erase(id);
     forgotten += old.size();
@@ -268,19 +269,19 @@ void Pairing::serialize(std::string& out) const {
       w.put(id);
       w.put(m.thread);
       w.put(m.author);
-      w.put(m.time);
-      w.put(m.cls);
+      w.put(m.time());
+      w.put(m.cls());
     });
     w.put(static_cast<std::uint64_t>(c->open.size()));
     c->open.for_each([&](const PairKey& k, const OpenAppeal& o) {
       w.put(k.a);
       w.put(k.b);
       w.put(o.opened_at);
-      w.put(o.opened_message);
-      w.put(o.kind);
+      w.put(o.opened_message());
+      w.put(o.kind());
     });
     w.put(static_cast<std::uint64_t>(c->seen.size()));
-    c->seen.for_each([&](const PairKey& k, std::uint8_t) {
+    c->seen.for_each([&](const PairKey& k, Empty) {
       w.put(k.a);
       w.put(k.b);
     });
@@ -329,28 +330,30 @@ Result<void> Pairing::restore(std::string_view in) {
     if (!r.get_count(n, 33)) return damaged("message table");
     for (std::uint64_t k = 0; k < n; ++k) {
       std::int64_t id = 0;
-      MessageInfo m{};
-      if (!r.get(id) || !r.get(m.thread) || !r.get(m.author) || !r.get(m.time) || !r.get(m.cls) ||
-          static_cast<std::uint8_t>(m.cls) > static_cast<std::uint8_t>(AuthorClass::service)) {
+      std::int64_t thread = 0, author = 0, time = 0;
+      AuthorClass cls{};
+      if (!r.get(id) || !r.get(thread) || !r.get(author) || !r.get(time) || !r.get(cls) ||
+          static_cast<std::uint8_t>(cls) > static_cast<std::uint8_t>(AuthorClass::service)) {
         return damaged("message");
       }
-      c->messages.try_emplace(id, m);
+      c->messages.try_emplace(id, MessageInfo::make(thread, author, time, cls));
     }
     if (!r.get_count(n, 33)) return damaged("open appeals");
     for (std::uint64_t k = 0; k < n; ++k) {
       PairKey key;
-      OpenAppeal o{};
-      if (!r.get(key.a) || !r.get(key.b) || !r.get(o.opened_at) || !r.get(o.opened_message) ||
-          !r.get(o.kind) || static_cast<std::uint8_t>(o.kind) > 1) {
+      std::int64_t opened_at = 0, opened_message = 0;
+      AppealKind kind{};
+      if (!r.get(key.a) || !r.get(key.b) || !r.get(opened_at) || !r.get(opened_message) ||
+          !r.get(kind) || static_cast<std::uint8_t>(kind) > 1 || opened_message <= 0) {
         return damaged("open appeal");
       }
-      c->open.try_emplace(key, o);
+      c->open.try_emplace(key, OpenAppeal::make(opened_at, opened_message, kind));
     }
     if (!r.get_count(n, 16)) return damaged("appeal history");
     for (std::uint64_t k = 0; k < n; ++k) {
       PairKey key;
       if (!r.get(key.a) || !r.get(key.b)) return damaged("appeal history");
-      c->seen.try_emplace(key, 1);
+      c->seen.try_emplace(key, Empty{});
     }
     c->agency = owner(c->source, c->id);
     const PairKey key{static_cast<std::int64_t>(c->source), c->id};

@@ -104,16 +104,30 @@ class Pairing {
   Result<void> restore(std::string_view in);
 
  private:
+  // Packed: the thread map holds one of these per message, the open table one per
+  // open appeal, and both dominate memory. Times fit in 61 bits and message ids are
+  // positive, which leaves room for the class and the kind.
   struct MessageInfo {
     std::int64_t thread;
     std::int64_t author;
-    std::int64_t time;
-    AuthorClass cls;
+    std::uint64_t packed;  // time << 3 | class
+    static MessageInfo make(std::int64_t thread, std::int64_t author, std::int64_t time,
+                            AuthorClass cls) {
+      return {thread, author,
+              (static_cast<std::uint64_t>(time) << 3) | static_cast<std::uint64_t>(cls)};
+    }
+    std::int64_t time() const { return static_cast<std::int64_t>(packed) >> 3; }
+    AuthorClass cls() const { return static_cast<AuthorClass>(packed & 7); }
   };
   struct OpenAppeal {
     std::int64_t opened_at;
-    std::int64_t opened_message;
-    AppealKind kind;
+    std::uint64_t packed;  // opened message id << 1 | kind
+    static OpenAppeal make(std::int64_t opened_at, std::int64_t opened_message, AppealKind kind) {
+      return {opened_at, (static_cast<std::uint64_t>(opened_message) << 1) |
+                             static_cast<std::uint64_t>(kind)};
+    }
+    std::int64_t opened_message() const { return static_cast<std::int64_t>(packed >> 1); }
+    AppealKind kind() const { return static_cast<AppealKind>(packed & 1); }
   };
   struct Conversation {
     std::int64_t id = 0;
@@ -121,7 +135,7 @@ class Pairing {
     std::int32_t agency = -1;
     FlatMap<std::int64_t, MessageInfo> messages;
     FlatMap<PairKey, OpenAppeal> open;  // (citizen, thread) → waiting since
-    FlatMap<PairKey, std::uint8_t> seen;  // (citizen, thread) pairs that ever appealed
+    FlatMap<PairKey, Empty> seen;  // (citizen, thread) pairs that ever appealed
   };
 
   Conversation* conversation_for(const Event& event);

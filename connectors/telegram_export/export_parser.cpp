@@ -359,7 +359,10 @@ class ExportReader {
     od::json_type type;
     if (error_code e = value.type().get(type)) return fail_json(e);
     if (type != od::json_type::object) {
-      return fail_export("'" + std::string(list_name) + "' is not an object");
+      // Appended piecewise: GCC 12 at -O3 misreads the concatenation (-Wrestrict).
+      std::string message(1, '\'');
+      message.append(list_name).append("' is not an object");
+      return fail_export(message);
     }
     od::object holder;
     if (error_code e = value.get_object().get(holder)) return fail_json(e);
