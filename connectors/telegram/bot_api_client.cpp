@@ -30,10 +30,29 @@ using tcp = asio::ip::tcp;
   throw std::runtime_error(e.message);
 }
 
-std::string redact(std::string text, std::string_view secret) {
-  if (secret.empty()) return text;
+namespace {
+
+void replace_all(std::string& text, std::string_view secret) {
+  if (secret.empty()) return;
   for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
     text.replace(at, secret.size(), "<redacted>");
+  }
+}
+
+}  // namespace
+
+std::string redact(std::string text, std::string_view secret) {
+  replace_all(text, secret);
+  // A server echoing the request URL may have percent-encoded the token's ':'.
+  if (const auto colon = secret.find(':'); colon != std::string_view::npos) {
+    std::string encoded(secret.substr(0, colon));
+    encoded += "%3A";
+    encoded += secret.substr(colon + 1);
+    replace_all(text, encoded);
+    encoded[colon + 2] = 'a';
+    replace_all(text, encoded);
+    // The part after ':' is the secret one: never let it through on its own either.
+    if (secret.size() - colon - 1 >= 8) replace_all(text, secret.substr(colon + 1));
   }
   return text;
 }

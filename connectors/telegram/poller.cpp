@@ -52,6 +52,14 @@ PollOutcome Poller::poll(Output& out, const std::atomic<bool>& stop) {
     return PollOutcome::failed;
   }
   auto parsed = parser_.parse_response(reply->body);
+  if (!parsed && (reply->status == 401 || reply->status == 403 || reply->status == 404)) {
+    // Not the Bot API's JSON but its status says the same (a proxy's page, a wrong
+    // api_base_url path): configuration, not a passing fault.
+    ApiError e;
+    e.error_code = reply->status;
+    e.description = "HTTP " + std::to_string(reply->status) + " without a Bot API body";
+    return on_api_error(out, e, reply->status);
+  }
   if (!parsed) {
     const bool server_error = reply->status >= 500;
     out.error(server_error ? "http_5xx" : "invalid_json",

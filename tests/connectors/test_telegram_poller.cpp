@@ -884,7 +884,8 @@ TEST_CASE("poller: a server that echoes the URL, token included, never gets it i
   CHECK(poller.poll(out, stop) == PollOutcome::failed);
   CHECK(poller.poll(out, stop) == PollOutcome::fatal);
   CHECK(poller.poll(out, stop) == PollOutcome::failed);
-  CHECK(poller.poll(out, stop) == PollOutcome::failed);
+  // A 404 is a wrong api_base_url or token even when a proxy answers it: fatal.
+  CHECK(poller.poll(out, stop) == PollOutcome::fatal);
   CHECK(poller.poll(out, stop) == PollOutcome::failed);
   CHECK_FALSE(poller.requested_delay().has_value());
   CHECK(poller.poll(out, stop) == PollOutcome::failed);
@@ -893,7 +894,7 @@ TEST_CASE("poller: a server that echoes the URL, token included, never gets it i
   // The request really carried the token: the server saw it, so did its echo.
   CHECK(targets[0].rfind("/bot" + kToken + "/getUpdates?", 0) == 0);
   CHECK(out.error_types() ==
-        "api_error,unauthorized,http_5xx,invalid_json,rate_limited,api_error");
+        "api_error,unauthorized,http_5xx,not_found,rate_limited,api_error");
   const auto errors = out.errors();
   REQUIRE(errors.size() == 6);
   CHECK(errors[0].second.find("<redacted>") != std::string::npos);
@@ -918,3 +919,14 @@ TEST_CASE("poller: redacted_url and redact never keep the token") {
 
 }  // namespace
 }  // namespace replywatch::connectors::telegram
+
+TEST_CASE("poller: redaction also covers the percent-encoded token and its secret part") {
+  using replywatch::connectors::telegram::redact;
+  const std::string token = "123456:AAE-secretTOKENvalue_xyz";
+  const std::string text = "GET /bot123456%3AAAE-secretTOKENvalue_xyz/getUpdates and "
+                           "/bot123456%3aAAE-secretTOKENvalue_xyz and AAE-secretTOKENvalue_xyz "
+                           "and " + token;
+  const std::string clean = redact(text, token);
+  CHECK(clean.find("secretTOKENvalue") == std::string::npos);
+  CHECK(clean.find("<redacted>") != std::string::npos);
+}
