@@ -73,4 +73,11 @@ class Connector {
 
 using CursorMap = std::map<std::string, std::string>;
 
+/// The wall clock in unix seconds: Batch::received_at, connector health, expiry.
+inline std::int64_t wall_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace replywatch::connectors

@@ -138,9 +138,7 @@ Engine::Engine(std::shared_ptr<const Config> config)
     : config_(std::move(config)),
       pairing_(std::make_unique<pipeline::Pairing>(config_->registry, sink())),
       rolling_(std::make_unique<pipeline::RollingStats>(config_->registry)),
-      last_reload_(std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count()) {
+      last_reload_(connectors::wall_now()) {
   // Until a connector's first poll completes, it may hold a backlog (files to
   // re-read after a restart): expiry waits for it.
   for (const auto& c : config_->connectors) health_[c.name].caught_up = false;
@@ -260,9 +258,7 @@ void Engine::reload(std::shared_ptr<const Config> config) {
   pairing_->set_registry(config_->registry);
   rolling_->set_registry(config_->registry);
   for (const auto& c : config_->connectors) health_[c.name];
-  last_reload_ = std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
+  last_reload_ = connectors::wall_now();
   last_reload_ok_ = true;
 }
 

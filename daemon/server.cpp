@@ -11,7 +11,7 @@
 #include "daemon/log.hpp"
 #include "daemon/snapshot_file.hpp"
 #include "daemon/version.hpp"
-#include "connectors/telegram/update_parser.hpp"
+#include "connectors/telegram/poller.hpp"
 #include "pipeline/binary.hpp"
 #include "pipeline/rolling.hpp"
 
@@ -43,14 +43,9 @@ namespace replywatch::daemon {
 namespace {
 
 namespace asio = boost::asio;
+using connectors::wall_now;
 
 constexpr std::size_t kWebhookBodyLimit = 1 << 20;  // one Update; Telegram sends far less
-
-std::int64_t wall_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// Which sync batches are on disk: a connector that must not confirm data to its
 /// source before it is durable waits here (Telegram forgets confirmed updates).
@@ -388,16 +383,9 @@ class Daemon {
       // 200 anyway: Telegram would retry a malformed push forever; it is counted.
       return {200, "text/plain; charset=utf-8", "ok\n", {}};
     }
-    EventBatch batch;
-    batch.connector = w.connector;
-    batch.received_at = wall_now();
-    batch.events = std::move(parsed->events);
-    batch.rejected = std::move(parsed->rejected);
-    for (const auto& m : parsed->migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
-    batch.caught_up = true;
     // Applying on this thread takes microseconds: the handler answers at once and
     // nothing waits on a queue. A snapshot follows shortly (sync).
-    engine_.apply(std::move(batch), wall_now());
+    engine_.apply(connectors::telegram::to_batch(w.connector, std::move(*parsed)), wall_now());
     engine_.connector_success(w.connector, wall_now(), true);
     schedule_sync_snapshot();
     return {200, "text/plain; charset=utf-8", "ok\n", {}};
@@ -417,13 +405,7 @@ class Daemon {
     for (const auto& [connector, body] : pushes) {
       auto parsed = parser.parse_update(body);
       if (!parsed) continue;
-      EventBatch batch;
-      batch.connector = connector;
-      batch.received_at = wall_now();
-      batch.events = std::move(parsed->events);
-      batch.rejected = std::move(parsed->rejected);
-      for (const auto& m : parsed->migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
-      engine_.apply(std::move(batch), wall_now());
+      engine_.apply(connectors::telegram::to_batch(connector, std::move(*parsed)), wall_now());
     }
     log_info("replayed " + std::to_string(pushes.size()) + " webhook push(es) from " + path);
     return save_snapshot();

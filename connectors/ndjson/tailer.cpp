@@ -13,12 +13,6 @@ namespace {
 
 constexpr std::size_t kChunkBytes = 4 << 20;
 
-std::int64_t wall_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 std::string Tailer::encode(const FileCursor& c) {

@@ -14,13 +14,18 @@ constexpr std::string_view kAllowedUpdates =
     "%5B%22message%22%2C%22edited_message%22%2C%22channel_post%22%2C%22edited_channel_post%22%5D";
 
 
-std::int64_t wall_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
+
+Batch to_batch(const std::string& connector, Updates&& updates) {
+  Batch batch;
+  batch.connector = connector;
+  batch.received_at = wall_now();
+  batch.events = std::move(updates.events);
+  batch.rejected = std::move(updates.rejected);
+  for (const auto& m : updates.migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
+  batch.caught_up = true;  // a push, or a page that was not full
+  return batch;
+}
 
 Poller::Poller(PollerOptions options, CursorMap restored)
     : options_(std::move(options)),
@@ -92,16 +97,11 @@ PollOutcome Poller::poll(Output& out, const std::atomic<bool>& stop) {
     pending_ = false;
     return PollOutcome::ok;
   }
-  Batch batch;
-  batch.connector = options_.name;
-  batch.received_at = wall_now();
-  batch.events = std::move(parsed->events);
-  batch.rejected = std::move(parsed->rejected);
-  for (const auto& m : parsed->migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
   const std::int64_t next = *parsed->max_update_id + 1;
-  batch.cursors.push_back({"offset", std::to_string(next)});
   // A full page means Telegram likely holds more: a backlog, so expiry waits.
   pending_ = parsed->updates >= page_size_;
+  Batch batch = to_batch(options_.name, std::move(*parsed));
+  batch.cursors.push_back({"offset", std::to_string(next)});
   batch.caught_up = !pending_;
   batch.sync = true;
   out.deliver(std::move(batch));

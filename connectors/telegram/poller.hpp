@@ -21,6 +21,10 @@ struct PollerOptions {
   std::int64_t poll_timeout_secs = 25;
 };
 
+/// The batch for parsed updates, as a poll or a webhook push delivers them; the caller
+/// adds what depends on how they came (cursor, backlog, durability).
+Batch to_batch(const std::string& connector, Updates&& updates);
+
 class Poller : public Connector {
  public:
   /// `restored`: the cursors of the last snapshot ("offset" → next update id).

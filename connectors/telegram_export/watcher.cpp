@@ -14,12 +14,6 @@ namespace {
 
 constexpr std::size_t kBatchEvents = 8192;
 
-std::int64_t wall_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// Buffers one file; delivered only if the whole file parses.
 class FileCollector : public Sink {
  public:
