@@ -101,7 +101,7 @@ void add_histogram(prometheus::MetricFamily& f,
   const auto& bounds = reply_buckets();
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < bounds.size(); ++i) {
-    cumulative += i < h.counts.size() ? h.counts[i] : 0;
+    cumulative += h.counts[i];
     prometheus::ClientMetric::Bucket b;
     b.upper_bound = bounds[i];
     b.cumulative_count = cumulative;
@@ -127,7 +127,6 @@ const std::vector<double>& reply_buckets() {
 }
 
 void Histogram::observe(double v, const std::vector<double>& bounds) {
-  if (counts.empty()) counts.assign(bounds.size() + 1, 0);
   const auto it = std::lower_bound(bounds.begin(), bounds.end(), v);
   ++counts[static_cast<std::size_t>(it - bounds.begin())];
   sum += v;
@@ -316,10 +315,7 @@ std::string Engine::serialize() const {
     put_string(w, reason);
     w.put(n);
   }
-  put_histogram(w, ingest_lag_.counts.empty() ? Histogram{std::vector<std::uint64_t>(
-                                                              reply_buckets().size() + 1, 0),
-                                                          0, 0}
-                                              : ingest_lag_);
+  put_histogram(w, ingest_lag_);
   w.put(static_cast<std::uint64_t>(health_.size()));
   for (const auto& [name, h] : health_) {
     put_string(w, name);
@@ -500,13 +496,13 @@ Result<void> Engine::restore(std::string_view snapshot) {
 
 // ---- metrics ----
 
-pipeline::QuantileSketch Engine::open_ages(std::size_t agency, AppealKind kind,
-                                           std::int64_t now) const {
-  pipeline::QuantileSketch ages(rolling_->relative_accuracy());
+std::vector<std::array<pipeline::QuantileSketch, 2>> Engine::open_ages(std::int64_t now) const {
+  const pipeline::QuantileSketch empty(rolling_->relative_accuracy());
+  std::vector<std::array<pipeline::QuantileSketch, 2>> ages(config_->registry->agencies.size(),
+                                                            {empty, empty});
   pairing_->for_each_open([&](const Appeal& a) {
-    if (static_cast<std::size_t>(a.agency) == agency && a.kind == kind) {
-      ages.add(static_cast<double>(std::max<std::int64_t>(0, now - a.opened_at)));
-    }
+    ages[static_cast<std::size_t>(a.agency)][static_cast<std::size_t>(a.kind)].add(
+        static_cast<double>(std::max<std::int64_t>(0, now - a.opened_at)));
   });
   return ages;
 }
@@ -604,10 +600,11 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
                    "Kaplan-Meier median first-reply time over a rolling window; open appeals "
                    "censored.",
                    MetricType::Gauge);
+  const auto ages_by_agency = open_ages(now);
   for (std::size_t a = 0; a < registry.agencies.size(); ++a) {
     const auto& id = registry.agencies[a].id;
     for (const auto kind : {AppealKind::first, AppealKind::followup}) {
-      const auto ages = open_ages(a, kind, now);
+      const auto& ages = ages_by_agency[a][static_cast<std::size_t>(kind)];
       for (std::size_t w = 0; w < pipeline::kWindows.size(); ++w) {
         const std::string window(pipeline::kWindows[w].name);
         const auto s = rolling_->agency_summary(a, kind, w, now, ages);
@@ -712,10 +709,7 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   out.push_back(std::move(rejected));
   auto lag = family("replywatch_ingest_lag_seconds",
                     "Receive time minus event time of ingested events.", MetricType::Histogram);
-  add_histogram(lag, {}, ingest_lag_.counts.empty()
-                             ? Histogram{std::vector<std::uint64_t>(reply_buckets().size() + 1, 0),
-                                         0, 0}
-                             : ingest_lag_);
+  add_histogram(lag, {}, ingest_lag_);
   out.push_back(std::move(lag));
 
   auto reload_ok = family("replywatch_config_last_reload_success",
@@ -746,19 +740,18 @@ std::vector<Engine::Row> Engine::ranking_rows(std::size_t window, const std::str
                                               std::int64_t now) const {
   const auto& registry = *config_->registry;
   std::vector<Row> rows;
-  std::vector<std::uint64_t> open(registry.agencies.size(), 0);
-  pairing_->for_each_open([&](const Appeal& a) {
-    if (a.kind == AppealKind::first) ++open[static_cast<std::size_t>(a.agency)];
-  });
+  // Only the agency table needs the open appeals (their ages, and their number).
+  const auto ages = by == "agency" ? open_ages(now)
+                                   : std::vector<std::array<pipeline::QuantileSketch, 2>>{};
   for (std::size_t a = 0; a < registry.agencies.size(); ++a) {
     const auto& agency = registry.agencies[a];
     if (by == "agency") {
       Row r;
       r.agency = agency.id;
       r.agency_name = agency.name;
-      r.s = rolling_->agency_summary(a, AppealKind::first, window, now,
-                                     open_ages(a, AppealKind::first, now));
-      r.open = open[a];
+      const auto& first_ages = ages[a][static_cast<std::size_t>(AppealKind::first)];
+      r.s = rolling_->agency_summary(a, AppealKind::first, window, now, first_ages);
+      r.open = first_ages.count();
       rows.push_back(std::move(r));
     } else if (by == "responder") {
       for (const auto account : rolling_->responders(a)) {
@@ -852,13 +845,8 @@ std::string Engine::ranking_json(std::size_t window, const std::string& by,
 std::string Engine::ranking_csv(std::size_t window, const std::string& by,
                                 std::int64_t now) const {
   const auto rows = ranking_rows(window, by, now);
-  auto cell = [](const std::optional<double>& v) { return v ? format_number(*v) : std::string(); };
-  auto text = [](const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
-  };
+  const auto& cell = csv_cell;
+  const auto& text = csv_text;
   std::string out =
       "rank,agency,agency_name,responder,role,branch,answered,unanswered,open,sample_size,"
       "answer_rate,km_median_seconds,median_seconds,p90_seconds,p99_seconds,mean_seconds,"

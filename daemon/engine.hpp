@@ -25,7 +25,8 @@ namespace replywatch::daemon {
 const std::vector<double>& reply_buckets();
 
 struct Histogram {
-  std::vector<std::uint64_t> counts;  // per bucket (not cumulative), plus +Inf last
+  // Per bucket (not cumulative), plus +Inf last.
+  std::vector<std::uint64_t> counts = std::vector<std::uint64_t>(reply_buckets().size() + 1);
   double sum = 0;
   std::uint64_t count = 0;
   void observe(double v, const std::vector<double>& bounds);
@@ -97,8 +98,8 @@ class Engine : private pipeline::AppealSink {
 
   struct Row;  // one ranking row
   std::vector<Row> ranking_rows(std::size_t window, const std::string& by, std::int64_t now) const;
-  pipeline::QuantileSketch open_ages(std::size_t agency, pipeline::AppealKind kind,
-                                     std::int64_t now) const;
+  /// Ages at `now` of the open appeals, per agency and kind, in one pass.
+  std::vector<std::array<pipeline::QuantileSketch, 2>> open_ages(std::int64_t now) const;
 
   std::shared_ptr<const Config> config_;
   std::unique_ptr<pipeline::Pairing> pairing_;

@@ -61,18 +61,6 @@ std::string render_json(const pipeline::Registry& registry, const ReplayResult& 
   return out;
 }
 
-std::string csv_cell(const std::optional<double>& v) { return v ? format_number(*v) : ""; }
-
-std::string csv_text(std::string_view s) {
-  if (s.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(s);
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string render_csv(const pipeline::Registry& registry, const ReplayResult& r) {
   std::string out =
       "agency,name,kind,appeals,answered,unanswered,open,answer_rate,reply_median,reply_p90,"
@@ -168,6 +156,18 @@ std::string render_table(const pipeline::Registry& registry, const ReplayResult&
 }
 
 }  // namespace
+
+std::string csv_cell(const std::optional<double>& v) { return v ? format_number(*v) : ""; }
+
+std::string csv_text(std::string_view s) {
+  if (s.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
 
 bool parse_report_format(std::string_view text, ReportFormat& out) {
   if (text == "json") out = ReportFormat::json;

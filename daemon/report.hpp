@@ -4,7 +4,9 @@
 
 #include "daemon/replay.hpp"
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace replywatch::daemon {
 
@@ -14,6 +16,11 @@ bool parse_report_format(std::string_view text, ReportFormat& out);
 
 std::string render_report(const pipeline::Registry& registry, const ReplayResult& result,
                           ReportFormat format);
+
+/// A CSV field: quoted (quotes doubled) when it holds a comma, quote or line break.
+std::string csv_text(std::string_view s);
+/// A number as CSV writes it; empty where undefined.
+std::string csv_cell(const std::optional<double>& v);
 
 /// One appeal as a JSON line (with trailing newline).
 void append_appeal_line(std::string& out, const pipeline::Registry& registry,
