@@ -17,6 +17,12 @@ inline constexpr std::int64_t kEndTime = 4102444800;    // 2100-01-01T00:00:00Z
 
 inline bool is_json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
+/// A raw token without the whitespace simdjson leaves after it.
+inline std::string_view trim_json_space(std::string_view token) {
+  while (!token.empty() && is_json_space(token.back())) token.remove_suffix(1);
+  return token;
+}
+
 /// A key compared in the input buffer, unescaped: platforms never escape ASCII keys,
 /// so an escaped key reads as an unknown one. The closing quote keeps "chat" from
 /// matching "chat_shared"; simdjson's buffer padding keeps the read in bounds.

@@ -543,7 +543,6 @@ class Daemon {
       prometheus::TextSerializer serializer;
       return {200, "text/plain; version=0.0.4; charset=utf-8", serializer.Serialize(families), {}};
     }
-    if (auto w = webhooks_.find(r.path); w != webhooks_.end()) return webhook(w->second, r);
     if (r.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
     if (r.path == "/readyz") return readiness();
     if (r.path == "/api/v1/ranking") return ranking(r, now);

@@ -25,6 +25,7 @@ namespace replywatch::connectors::ndjson {
 namespace {
 
 using json_scan::is_json_space;
+using json_scan::trim_json_space;
 using json_scan::kFirstTime;
 using json_scan::kEndTime;
 
@@ -148,8 +149,7 @@ Got read_integer(od::value& value, std::int64_t& out) {
   od::json_type type;
   if (Got got = peek_type(value, type); got != Got::value) return got;
   if (type == od::json_type::number) {
-    std::string_view token = value.raw_json_token();
-    while (!token.empty() && is_json_space(token.back())) token.remove_suffix(1);
+    const std::string_view token = trim_json_space(value.raw_json_token());
     return canonical_integer(token, out) ? Got::value : Got::wrong;
   }
   if (type != od::json_type::string) return Got::wrong;
@@ -180,7 +180,7 @@ Got read_time(od::value& value, std::int64_t& out) {
 // whitespace. Checked on the token rather than by simdjson's number parser, which refuses
 // valid numbers outside double range (1e400) that an ignored payload may well hold.
 bool is_json_number(std::string_view token) {
-  while (!token.empty() && is_json_space(token.back())) token.remove_suffix(1);
+  token = trim_json_space(token);
   std::size_t i = 0;
   auto digits = [&] {
     const std::size_t first = i;

@@ -18,7 +18,6 @@ namespace replywatch::connectors::telegram {
 
 namespace {
 
-using json_scan::is_json_space;
 using json_scan::key_is;
 using json_scan::token_to_int;
 using json_scan::kFirstTime;

@@ -23,7 +23,7 @@ namespace replywatch::connectors::telegram_export {
 
 namespace {
 
-using json_scan::is_json_space;
+using json_scan::trim_json_space;
 using json_scan::key_is;
 using json_scan::token_to_int;
 using json_scan::kFirstTime;
@@ -90,8 +90,7 @@ bool decimal_to_int(std::string_view digits, std::int64_t& out) {
 // A string value without copying when it has no escapes (the fields we read never do in
 // real exports); escaped text goes through simdjson so that \u sequences count.
 error_code read_string(od::value& value, std::string_view& out) {
-  std::string_view token = value.raw_json_token();
-  while (!token.empty() && is_json_space(token.back())) token.remove_suffix(1);
+  const std::string_view token = trim_json_space(value.raw_json_token());
   if (token.size() >= 2 && token.back() == '"') {
     std::string_view body = token.substr(1, token.size() - 2);
     if (body.find('\\') == std::string_view::npos) {
