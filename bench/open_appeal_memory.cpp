@@ -68,8 +68,10 @@ std::int64_t proc_status_bytes(std::string_view field) {
 
 class CountingSink : public pipeline::AppealSink {
  public:
-  void on_opened(const pipeline::Appeal&) override { ++opened; }
-  void on_closed(const pipeline::Appeal&) override { ++closed; }
+  void on_appeal(const pipeline::Appeal* before, const pipeline::Appeal* after) override {
+    if (!before) ++opened;
+    if (after && after->status != pipeline::AppealStatus::open) ++closed;
+  }
   std::uint64_t opened = 0, closed = 0;
 };
 

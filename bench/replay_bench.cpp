@@ -134,7 +134,13 @@ class CollectSink : public connectors::telegram_export::Sink {
 class StatsSink : public pipeline::AppealSink {
  public:
   explicit StatsSink(pipeline::ExactStats& stats) : stats_(stats) {}
-  void on_closed(const pipeline::Appeal& a) override { stats_.add_closed(a); }
+  // Events are in id order here, so appeals only ever go from open to decided.
+  void on_appeal(const pipeline::Appeal* before, const pipeline::Appeal* after) override {
+    if (after && after->status != pipeline::AppealStatus::open &&
+        (!before || before->status == pipeline::AppealStatus::open)) {
+      if (after->status != pipeline::AppealStatus::withdrawn) stats_.add_closed(*after);
+    }
+  }
 
  private:
   pipeline::ExactStats& stats_;

@@ -28,7 +28,6 @@ struct Batch {
   std::map<std::string, std::uint64_t> rejected;  // reason → count
   std::vector<CursorUpdate> cursors;
   std::int64_t received_at = 0;  // wall clock, unix seconds
-  bool caught_up = false;        // nothing more pending after this batch
   /// The source forgets what it delivered once we confirm it (Telegram offsets):
   /// snapshot soon, and let the connector wait_durable() before confirming.
   bool sync = false;
@@ -63,7 +62,9 @@ class Connector {
   /// One poll: deliver what is new. `stop` turns true at shutdown; return soon after.
   virtual PollOutcome poll(Output& out, const std::atomic<bool>& stop) = 0;
   /// True while the connector knows of input it has not delivered yet (a file still
-  /// settling, a backlog): the pipeline then holds wall-clock expiry back.
+  /// settling, a backlog). After a poll that leaves it false the connector's watermark
+  /// moves to the wall clock less the lateness bound; while it is true (and after an
+  /// error or a rate limit) the watermark holds, and so do expiry and final counts.
   virtual bool pending() const { return false; }
   /// A wait the remote asked for (Retry-After), taking precedence over backoff.
   virtual std::optional<std::chrono::milliseconds> requested_delay() const { return std::nullopt; }

@@ -7,6 +7,7 @@
 #include "daemon/version.hpp"
 #include "daemon/server.hpp"
 
+#include <charconv>
 #include <fstream>
 
 
@@ -21,7 +22,7 @@ Usage:
 
 Commands:
   run           Run the daemon: connectors, pairing, /metrics and the ranking API
-  replay        Pair appeals and answers in Telegram Desktop exports; print statistics
+  replay        Pair appeals and answers in exports or event files; print statistics
   check-config  Validate a configuration file; exit 0 when valid, 1 otherwise
 
 Flags:
@@ -35,8 +36,10 @@ constexpr const char* kReplayHelp = R"(Usage:
   replywatch replay --config FILE [flags] INPUT...
 
 Reads Telegram Desktop exports (result.json of one chat, or of a whole account
-with chats.list; a directory means its result.json), pairs every citizen appeal
-with the first official answer, and prints per-agency statistics to stdout.
+with chats.list; a directory means its result.json) and normalized-event files
+(*.ndjson, *.jsonl: docs/ingest-format.md), pairs every citizen appeal with the
+first official answer by the rules, and prints per-agency statistics to stdout.
+The order of the inputs, and duplicates among them, change nothing.
 
 Flags:
   --config FILE          Configuration (agencies, accounts, calendars). Required.
@@ -45,6 +48,8 @@ Flags:
   --export-timezone TZ   IANA zone of the exporting machine, for old exports whose
                          messages have only `date` (local time) and no
                          `date_unixtime`. Without it such messages are rejected.
+  --clock UNIX_SECONDS   The time appeals are judged at (expired past the horizon,
+                         or open). Default: the latest message time of the inputs.
   -h, --help             Show this help.
 
 A file that is not valid JSON or not an export is named on stderr and skipped;
@@ -136,7 +141,7 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
     out << kReplayHelp;
     return 0;
   }
-  std::string config_path, appeals_path, format_text = "json", export_tz, problem;
+  std::string config_path, appeals_path, format_text = "json", export_tz, clock_text, problem;
   ReplayOptions options;
   bool only_inputs = false;
   for (std::size_t i = 1; i < args.size(); ++i) {
@@ -149,7 +154,8 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
       if (take_value(args, i, "--config", config_path, problem) ||
           take_value(args, i, "--appeals", appeals_path, problem) ||
           take_value(args, i, "--format", format_text, problem) ||
-          take_value(args, i, "--export-timezone", export_tz, problem)) {
+          take_value(args, i, "--export-timezone", export_tz, problem) ||
+          take_value(args, i, "--clock", clock_text, problem)) {
         continue;
       }
       if (a.size() > 1 && a[0] == '-') {
@@ -175,6 +181,16 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (options.inputs.empty()) {
     err << "replywatch replay: no INPUT given (export files or directories)\n";
     return 1;
+  }
+  if (!clock_text.empty()) {
+    std::int64_t clock = 0;
+    const char* end = clock_text.data() + clock_text.size();
+    const auto [p, ec] = std::from_chars(clock_text.data(), end, clock);
+    if (ec != std::errc() || p != end) {
+      err << "replywatch replay: --clock: expected unix seconds, not '" << clock_text << "'\n";
+      return 1;
+    }
+    options.clock = clock;
   }
   if (!export_tz.empty()) {
     auto zone = pipeline::TimeZone::load(export_tz);

@@ -243,7 +243,7 @@ bool positive(Checker& ck, const YAML::Node& node, const std::string& path, std:
 void parse_daemon(Checker& ck, const YAML::Node& node, DaemonSettings& d) {
   const auto m = ck.mapping(node, "daemon",
                             {"listen", "data_dir", "snapshot_interval_secs", "expiry_tick_secs",
-                             "message_retention_secs", "appeal_retention_secs"},
+                             "message_retention_secs", "appeal_retention_secs", "lateness_secs"},
                             {});
   if (auto f = m.find("listen"); f != m.end()) {
     std::string listen;
@@ -286,6 +286,41 @@ void parse_daemon(Checker& ck, const YAML::Node& node, DaemonSettings& d) {
     positive(ck, f->second, "daemon.appeal_retention_secs", 3660LL * 86400,
              d.appeal_retention_secs);
   }
+  if (auto f = m.find("lateness_secs"); f != m.end()) {
+    std::int64_t v = 0;
+    if (ck.integer(f->second, "daemon.lateness_secs", v)) {
+      if (v < 0 || v > 86400) {
+        ck.problem(f->second, "daemon.lateness_secs", "must be between 0 and 86400");
+      } else {
+        d.lateness_secs = v;
+      }
+    }
+  }
+}
+
+/// Whether a URL's host is this machine (plain http is fine there: nothing leaves it).
+bool loopback_url(std::string_view url) {
+  std::string_view rest = url.substr(url.find("://") + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
+  std::string_view host = rest;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.find(']') == std::string_view::npos ? 0 : host.find(']') - 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  if (host == "localhost" || host == "::1") return true;
+  // 127.0.0.0/8, written as four decimal numbers.
+  if (host.rfind("127.", 0) != 0) return false;
+  int dots = 0;
+  for (const char ch : host) {
+    if (ch == '.') {
+      ++dots;
+    } else if (ch < '0' || ch > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
 }
 
 bool is_token(std::string_view t) {
@@ -371,6 +406,11 @@ void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path
       if (!ok) {
         ck.problem(f->second, path + ".api_base_url",
                    "expected an http:// or https:// URL, e.g. https://api.telegram.org");
+      } else if (c.api_base_url.rfind("http://", 0) == 0 && !loopback_url(c.api_base_url)) {
+        // The bot token is part of every request path: in clear it is anyone's on the way.
+        ck.problem(f->second, path + ".api_base_url",
+                   "plain http:// would send the bot token in clear; use https://, or http:// "
+                   "only to a Bot API server on this machine (127.0.0.1, [::1], localhost)");
       }
       while (!c.api_base_url.empty() && c.api_base_url.back() == '/') c.api_base_url.pop_back();
     }
@@ -719,6 +759,20 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
     }
   }
 
+  if (config.daemon.message_retention_secs > 0 &&
+      config.daemon.message_retention_secs <
+          registry->horizon_secs + config.daemon.lateness_secs) {
+    const YAML::Node daemon = root["daemon"];
+    ck.problem(daemon && daemon["message_retention_secs"] ? daemon["message_retention_secs"] : root,
+               "daemon.message_retention_secs",
+               "must be at least horizon_secs + daemon.lateness_secs (" +
+                   std::to_string(registry->horizon_secs + config.daemon.lateness_secs) +
+                   "): a message that late would find its thread already forgotten");
+  }
+  if (config.connectors.size() > 64) {
+    ck.problem(root["connectors"], "connectors", "at most 64 connectors");
+  }
+
   if (!ck.problems.empty()) {
     std::stable_sort(ck.problems.begin(), ck.problems.end(),
                      [](const Problem& a, const Problem& b) { return a.line < b.line; });
@@ -734,6 +788,11 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
   config.path = std::string(origin);
   config.registry = std::move(registry);
   return config;
+}
+
+std::int64_t message_retention(const DaemonSettings& d, std::int64_t horizon_secs) {
+  if (d.message_retention_secs > 0) return d.message_retention_secs;
+  return std::max(2 * horizon_secs, horizon_secs + d.lateness_secs);
 }
 
 Result<Config> load_config(const std::string& path) {

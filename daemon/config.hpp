@@ -19,7 +19,10 @@ struct DaemonSettings {
   std::string data_dir = "/var/lib/replywatch";
   std::int64_t snapshot_interval_secs = 60;
   std::int64_t expiry_tick_secs = 10;
-  std::int64_t message_retention_secs = 0;  // 0: twice the horizon
+  std::int64_t message_retention_secs = 0;  // 0: twice the horizon, at least horizon + lateness
+  /// How late a message may arrive after its time and still be in before expiry and the
+  /// counters run on its conversation's clock (the watermark's lag behind a source).
+  std::int64_t lateness_secs = 300;
   std::int64_t appeal_retention_secs = 35 * 86400;  // closed appeals kept for /api/v1/appeals
 };
 
@@ -43,6 +46,10 @@ struct ConnectorConfig {
   std::string token;
   std::string secret_token;
 };
+
+/// The retention in force: the configured one, or twice the horizon (and never less
+/// than horizon + lateness).
+std::int64_t message_retention(const DaemonSettings& d, std::int64_t horizon_secs);
 
 struct Config {
   std::string path;

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 namespace replywatch::daemon {
 
@@ -18,22 +19,14 @@ namespace {
 using pipeline::Appeal;
 using pipeline::AppealKind;
 using pipeline::AppealStatus;
+using pipeline::Applied;
 using pipeline::BinaryReader;
 using pipeline::BinaryWriter;
 
 constexpr std::uint32_t kSnapshotMagic = 0x52575331;  // "RWS1"
-constexpr std::uint32_t kSnapshotVersion = 1;
+constexpr std::uint32_t kSnapshotVersion = 2;
 
 std::string kind_label(AppealKind k) { return std::string(pipeline::to_string(k)); }
-
-/// Hour of week of a unix time in an agency's zone: 0 = Monday 00:00–01:00.
-int hour_of_week(const pipeline::Agency& agency, std::int64_t t) {
-  const std::int64_t local = agency.calendar ? agency.calendar->zone().to_local(t) : t;
-  const std::int64_t days = local >= 0 ? local / 86400 : (local - 86399) / 86400;
-  const std::int64_t weekday = ((days + 3) % 7 + 7) % 7;  // 1970-01-01 was a Thursday
-  const std::int64_t hour = (local - days * 86400) / 3600;
-  return static_cast<int>(weekday * 24 + hour);
-}
 
 void put_string(BinaryWriter& w, const std::string& s) { w.put_bytes(s); }
 bool get_string(BinaryReader& r, std::string& s) {
@@ -116,34 +109,30 @@ void add_histogram(prometheus::MetricFamily& f,
 
 }  // namespace
 
-const std::vector<double>& reply_buckets() {
-  static const std::vector<double> kBounds = [] {
-    std::vector<double> b;
-    for (double v = 30; v < 2592000; v *= 2) b.push_back(v);
-    b.push_back(2592000);
-    return b;
-  }();
-  return kBounds;
-}
-
-void Histogram::observe(double v, const std::vector<double>& bounds) {
-  const auto it = std::lower_bound(bounds.begin(), bounds.end(), v);
-  ++counts[static_cast<std::size_t>(it - bounds.begin())];
-  sum += v;
-  ++count;
-}
-
 Engine::Engine(std::shared_ptr<const Config> config)
     : config_(std::move(config)),
+      store_(config_->registry),
       pairing_(std::make_unique<pipeline::Pairing>(config_->registry, sink())),
       rolling_(std::make_unique<pipeline::RollingStats>(config_->registry)),
+      watermarks_(config_->daemon.lateness_secs),
       last_reload_(connectors::wall_now()) {
-  // Until a connector's first poll completes, it may hold a backlog (files to
-  // re-read after a restart): expiry waits for it.
-  for (const auto& c : config_->connectors) health_[c.name].caught_up = false;
+  pairing_->set_retention(message_retention(config_->daemon, config_->registry->horizon_secs));
+  configure_watermarks();
+  for (const auto& c : config_->connectors) health_[c.name];
 }
 
 Engine::~Engine() = default;
+
+void Engine::configure_watermarks() {
+  std::vector<Watermarks::Connector> list;
+  for (const auto& c : config_->connectors) {
+    Watermarks::Connector w;
+    w.name = c.name;
+    w.push = c.type == "telegram" && c.mode == "webhook";
+    list.push_back(std::move(w));
+  }
+  watermarks_.configure(std::move(list));
+}
 
 void Engine::apply(EventBatch&& batch, std::int64_t now) {
   now_ = now;
@@ -151,81 +140,109 @@ void Engine::apply(EventBatch&& batch, std::int64_t now) {
     pairing_->add_migration(pipeline::Source::telegram, from, to);
   }
   const auto& bounds = reply_buckets();
+  const std::size_t connector = watermarks_.index(batch.connector);
+  std::array<std::uint64_t, kLateReasons.size()> late{};
   for (const auto& e : batch.events) {
-    max_event_time_ = std::max(max_event_time_, e.time);
     if (batch.received_at >= e.time) {
       ingest_lag_.observe(static_cast<double>(batch.received_at - e.time), bounds);
     } else {
       ingest_lag_.observe(0, bounds);  // an event stamped in the future: clock skew
     }
-    pairing_->on_event(e);
+    const std::int64_t clock = pairing_->clock(e.source, e.conversation);
+    const Applied applied = pairing_->on_event(e);
+    if (applied == Applied::unowned) continue;
+    watermarks_.delivered(connector, e.source, e.conversation);
+    if (applied == Applied::parent_forgotten) {
+      ++late[1];
+    } else if (applied == Applied::before_retention) {
+      ++late[2];
+    } else if ((applied == Applied::paired || applied == Applied::repaired) &&
+               clock != pipeline::Pairing::kNoClock && e.time <= clock) {
+      ++late[0];
+    }
   }
   for (const auto& [reason, n] : batch.rejected) rejected_[reason] += n;
   auto& health = health_[batch.connector];
   health.events += batch.events.size();
-  health.caught_up = batch.caught_up;
   for (auto& c : batch.cursors) cursors_[batch.connector][c.key] = std::move(c.value);
-  // A connector that just caught up may have delivered old appeals: age them now
-  // rather than at the next tick, so the numbers are right as soon as ingest ends.
-  if (batch.caught_up) expire(now);
+  if (late[0] + late[1] + late[2] > 0) {
+    for (std::size_t i = 0; i < late.size(); ++i) health.late[i] += late[i];
+    long long suppressed = 0;
+    if (late_log_.allow(now, suppressed)) {
+      log_warn("connector " + batch.connector + ": " +
+               std::to_string(late[0] + late[1] + late[2]) + " of " +
+               std::to_string(batch.events.size()) + " messages late: " +
+               std::to_string(late[0]) + " behind the watermark (re-paired exactly), " +
+               std::to_string(late[1]) +
+               " replying to a forgotten message (paired as if the parent were missing), " +
+               std::to_string(late[2]) + " older than message_retention_secs (not paired)" +
+               (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)"
+                           : ""));
+    }
+  }
 }
 
-void Engine::expire(std::int64_t now) {
-  // While any connector still delivers a backlog, an appeal's answer may be in a
-  // batch not yet applied: expiring by any clock now could beat it. Expiry waits.
-  if (!backlog()) pairing_->expire(now);
+void Engine::on_appeal(const Appeal* before, const Appeal* after) {
+  const Appeal& id = after ? *after : *before;
+  // What the windows hold is what was last reported, not the pairing's recomputation
+  // (a reload may have changed calendars since).
+  std::optional<Appeal> old;
+  if (const Appeal* stored = store_.find(id.source, id.conversation, id.opened_message)) {
+    old = *stored;
+  }
+  if (old) rolling_->remove(*old, now_);
+  if (after) rolling_->add(*after, now_);
+  if (!old && before) {
+    store_.reappear(*before, after);
+    return;
+  }
+  store_.apply(old ? &*old : nullptr, after);
+}
+
+void Engine::on_forgotten_deletion(pipeline::Source source, std::int64_t conversation,
+                                   std::int64_t message) {
+  const Appeal* stored = store_.find(source, conversation, message);
+  if (!stored || stored->status == AppealStatus::answered ||
+      stored->status == AppealStatus::withdrawn) {
+    return;
+  }
+  Appeal after = *stored;
+  after.status = AppealStatus::withdrawn;
+  on_appeal(stored, &after);
 }
 
 void Engine::tick(std::int64_t now) {
   now_ = now;
-  const auto& d = config_->daemon;
-  if (!backlog()) {
-    pairing_->expire(now);
-    const std::int64_t retention = d.message_retention_secs > 0
-                                       ? d.message_retention_secs
-                                       : 2 * config_->registry->horizon_secs;
-    pairing_->forget_messages_before(now - retention);
-  }
-  while (!log_.empty() && log_.front().closed_at < now - d.appeal_retention_secs) log_.pop_front();
+  watermarks_.tick(now, serving_since_);
+  const auto clock_of = [this](pipeline::Source s, std::int64_t c) {
+    return watermarks_.clock_of(s, c);
+  };
+  pairing_->advance(clock_of);
+  store_.settle(clock_of);
+  store_.evict(now - config_->daemon.appeal_retention_secs);
   rolling_->advance(now);
 }
 
-bool Engine::backlog() const {
-  return std::any_of(health_.begin(), health_.end(),
-                     [](const auto& h) { return !h.second.caught_up; });
-}
-
-void Engine::on_opened(const Appeal& a) {
-  const auto& agency = config_->registry->agencies[static_cast<std::size_t>(a.agency)];
-  ++appeals_[{agency.id, std::string(pipeline::to_string(a.source)), kind_label(a.kind)}][0];
-}
-
-void Engine::on_closed(const Appeal& a) {
-  const auto& agency = config_->registry->agencies[static_cast<std::size_t>(a.agency)];
-  const AppealKey key{agency.id, std::string(pipeline::to_string(a.source)), kind_label(a.kind)};
-  std::int64_t closed_at = a.opened_at + config_->registry->horizon_secs;
-  if (a.status == AppealStatus::answered) {
-    ++appeals_[key][1];
-    reply_[key].observe(static_cast<double>(a.reply_seconds), reply_buckets());
-    business_[key].observe(static_cast<double>(a.business_reply_seconds), reply_buckets());
-    auto& how = hour_of_week_[{agency.id, hour_of_week(agency, a.opened_at)}];
-    ++how.first;
-    how.second += static_cast<double>(a.reply_seconds);
-    closed_at = a.answered_at;
-  } else {
-    ++appeals_[key][2];
-  }
-  rolling_->add_closed(a, now_);
-  log_.push_back({a, agency.id, closed_at});
-}
+void Engine::serving(std::int64_t now) { serving_since_ = now; }
 
 void Engine::connector_success(const std::string& connector, std::int64_t now, bool caught_up) {
   auto& h = health_[connector];
   h.last_success = now;
   h.fatal = false;  // it works again (the token was fixed, the server came back)
   h.up = true;
-  h.caught_up = caught_up;
   h.last_error.clear();
+  const std::size_t index = watermarks_.index(connector);
+  if (!caught_up) {
+    watermarks_.behind(index);
+    return;
+  }
+  // A connector that just caught up may have delivered old appeals: age them now
+  // rather than at the next tick, so the numbers are right as soon as ingest ends.
+  if (watermarks_.caught_up(index, now)) tick(now);
+}
+
+void Engine::connector_behind(const std::string& connector) {
+  watermarks_.behind(watermarks_.index(connector));
 }
 
 void Engine::connector_error(const std::string& connector, const std::string& error_type,
@@ -233,7 +250,8 @@ void Engine::connector_error(const std::string& connector, const std::string& er
   auto& h = health_[connector];
   ++h.errors[error_type];
   h.last_error = message;
-  h.caught_up = true;  // an erroring connector must not hold expiry back
+  // An erroring connector may hold input it has not delivered: its watermark holds.
+  watermarks_.behind(watermarks_.index(connector));
   if (fatal) {
     h.fatal = true;
     h.up = false;
@@ -247,15 +265,15 @@ void Engine::connector_mark_fatal(const std::string& connector) {
 }
 
 void Engine::connector_failed(const std::string& connector) {
-  auto& h = health_[connector];
-  h.up = false;
-  h.caught_up = true;
+  health_[connector].up = false;
+  watermarks_.behind(watermarks_.index(connector));
 }
 
 void Engine::reload(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
   pairing_->set_registry(config_->registry);
   rolling_->set_registry(config_->registry);
+  store_.set_registry(config_->registry);
   for (const auto& c : config_->connectors) health_[c.name];
   last_reload_ = connectors::wall_now();
   last_reload_ok_ = true;
@@ -278,38 +296,16 @@ std::string Engine::serialize() const {
   BinaryWriter w(out);
   w.put(kSnapshotMagic);
   w.put(kSnapshotVersion);
-  w.put(max_event_time_);
-  std::string pairing, rolling;
+  std::string pairing, rolling, store, watermarks;
   pairing_->serialize(pairing);
   rolling_->serialize(rolling);
+  store_.serialize(store);
+  watermarks_.serialize(watermarks);
   w.put_bytes(pairing);
   w.put_bytes(rolling);
+  w.put_bytes(store);
+  w.put_bytes(watermarks);
 
-  w.put(static_cast<std::uint64_t>(appeals_.size()));
-  for (const auto& [k, v] : appeals_) {
-    put_string(w, std::get<0>(k));
-    put_string(w, std::get<1>(k));
-    put_string(w, std::get<2>(k));
-    for (auto c : v) w.put(c);
-  }
-  for (const auto* hists : {&reply_, &business_}) {
-    w.put(static_cast<std::uint64_t>(hists->size()));
-    for (const auto& [k, h] : *hists) {
-      put_string(w, std::get<0>(k));
-      put_string(w, std::get<1>(k));
-      put_string(w, std::get<2>(k));
-      put_histogram(w, h);
-    }
-  }
-  w.put(static_cast<std::uint64_t>(hour_of_week_.size()));
-  for (const auto& [k, v] : hour_of_week_) {
-    put_string(w, k.first);
-    w.put(static_cast<std::int32_t>(k.second));
-    w.put(v.first);
-    std::uint64_t bits = 0;
-    std::memcpy(&bits, &v.second, sizeof bits);
-    w.put(bits);
-  }
   w.put(static_cast<std::uint64_t>(rejected_.size()));
   for (const auto& [reason, n] : rejected_) {
     put_string(w, reason);
@@ -321,6 +317,7 @@ std::string Engine::serialize() const {
     put_string(w, name);
     w.put(h.events);
     w.put(h.last_success);
+    for (const auto n : h.late) w.put(n);
     w.put(static_cast<std::uint64_t>(h.errors.size()));
     for (const auto& [type, n] : h.errors) {
       put_string(w, type);
@@ -336,21 +333,6 @@ std::string Engine::serialize() const {
       put_string(w, v);
     }
   }
-  w.put(static_cast<std::uint64_t>(log_.size()));
-  for (const auto& l : log_) {
-    const Appeal& a = l.appeal;
-    put_string(w, l.agency);
-    w.put(l.closed_at);
-    for (auto v : {a.conversation, a.thread, a.citizen, a.opened_message, a.opened_at,
-                   a.answer_message, a.answered_at, a.responder, a.reply_seconds,
-                   a.business_reply_seconds}) {
-      w.put(v);
-    }
-    w.put(a.responder_account);
-    w.put(a.source);
-    w.put(a.kind);
-    w.put(a.status);
-  }
   return out;
 }
 
@@ -363,61 +345,31 @@ Result<void> Engine::restore(std::string_view snapshot) {
   std::uint32_t magic = 0, version = 0;
   if (!r.get(magic) || magic != kSnapshotMagic) return make_error("not a replywatch snapshot");
   if (!r.get(version) || version != kSnapshotVersion) {
-    return make_error("snapshot version " + std::to_string(version) + " is not supported");
+    return make_error("snapshot version " + std::to_string(version) +
+                      " is not supported (this build reads version " +
+                      std::to_string(kSnapshotVersion) + ")");
   }
-  std::int64_t max_event_time = 0;
-  std::string_view pairing_blob, rolling_blob;
-  if (!r.get(max_event_time) || !r.get_bytes(pairing_blob) || !r.get_bytes(rolling_blob)) {
+  std::string_view pairing_blob, rolling_blob, store_blob, watermarks_blob;
+  if (!r.get_bytes(pairing_blob) || !r.get_bytes(rolling_blob) || !r.get_bytes(store_blob) ||
+      !r.get_bytes(watermarks_blob)) {
     return damaged("header");
   }
-  // Restore into fresh objects, and swap in only when everything parsed.
+  // Restore into fresh objects, and swap in only when everything parsed. The pairing
+  // restores quietly: its appeals are already in the store.
+  AppealStore store(config_->registry);
+  if (auto ok = store.restore(store_blob); !ok) return ok.error();
   auto pairing = std::make_unique<pipeline::Pairing>(config_->registry, sink());
   auto rolling = std::make_unique<pipeline::RollingStats>(config_->registry);
   if (auto ok = pairing->restore(pairing_blob); !ok) return ok.error();
   if (auto ok = rolling->restore(rolling_blob); !ok) return ok.error();
+  Watermarks watermarks = watermarks_;
+  if (auto ok = watermarks.restore(watermarks_blob); !ok) return ok.error();
 
-  decltype(appeals_) appeals;
-  decltype(reply_) reply, business;
-  decltype(hour_of_week_) how;
   decltype(rejected_) rejected;
   decltype(health_) health;
   decltype(cursors_) cursors;
-  decltype(log_) log;
   Histogram lag;
   std::uint64_t n = 0;
-  if (!r.get_count(n, 24)) return damaged("appeal counters");
-  for (std::uint64_t i = 0; i < n; ++i) {
-    std::string a, s, k;
-    std::array<std::uint64_t, 3> v{};
-    if (!get_string(r, a) || !get_string(r, s) || !get_string(r, k) || !r.get(v[0]) ||
-        !r.get(v[1]) || !r.get(v[2])) {
-      return damaged("appeal counters");
-    }
-    appeals[{a, s, k}] = v;
-  }
-  for (auto* hists : {&reply, &business}) {
-    if (!r.get_count(n, 24)) return damaged("histograms");
-    for (std::uint64_t i = 0; i < n; ++i) {
-      std::string a, s, k;
-      Histogram h;
-      if (!get_string(r, a) || !get_string(r, s) || !get_string(r, k) || !get_histogram(r, h)) {
-        return damaged("histograms");
-      }
-      (*hists)[{a, s, k}] = std::move(h);
-    }
-  }
-  if (!r.get_count(n, 20)) return damaged("hour-of-week counters");
-  for (std::uint64_t i = 0; i < n; ++i) {
-    std::string a;
-    std::int32_t hour = 0;
-    std::uint64_t count = 0, bits = 0;
-    if (!get_string(r, a) || !r.get(hour) || !r.get(count) || !r.get(bits)) {
-      return damaged("hour-of-week counters");
-    }
-    double sum = 0;
-    std::memcpy(&sum, &bits, sizeof sum);
-    how[{a, hour}] = {count, sum};
-  }
   if (!r.get_count(n, 16)) return damaged("rejection counters");
   for (std::uint64_t i = 0; i < n; ++i) {
     std::string reason;
@@ -431,10 +383,9 @@ Result<void> Engine::restore(std::string_view snapshot) {
     std::string name;
     ConnectorHealth h;
     std::uint64_t errors = 0;
-    if (!get_string(r, name) || !r.get(h.events) || !r.get(h.last_success) ||
-        !r.get_count(errors, 16)) {
-      return damaged("connector health");
-    }
+    bool ok = get_string(r, name) && r.get(h.events) && r.get(h.last_success);
+    for (auto& v : h.late) ok = ok && r.get(v);
+    if (!ok || !r.get_count(errors, 16)) return damaged("connector health");
     for (std::uint64_t k = 0; k < errors; ++k) {
       std::string type;
       std::uint64_t count = 0;
@@ -454,55 +405,34 @@ Result<void> Engine::restore(std::string_view snapshot) {
       cursors[connector][key] = std::move(value);
     }
   }
-  if (!r.get_count(n, 100)) return damaged("appeal log");
-  for (std::uint64_t i = 0; i < n; ++i) {
-    Logged l;
-    Appeal& a = l.appeal;
-    bool ok = get_string(r, l.agency) && r.get(l.closed_at);
-    for (auto* v : {&a.conversation, &a.thread, &a.citizen, &a.opened_message, &a.opened_at,
-                    &a.answer_message, &a.answered_at, &a.responder, &a.reply_seconds,
-                    &a.business_reply_seconds}) {
-      ok = ok && r.get(*v);
-    }
-    ok = ok && r.get(a.responder_account) && r.get(a.source) && r.get(a.kind) && r.get(a.status);
-    if (!ok || static_cast<int>(a.kind) > 1 || static_cast<int>(a.status) > 2 ||
-        static_cast<int>(a.source) > static_cast<int>(pipeline::Source::x)) {
-      return damaged("appeal log");
-    }
-    a.agency = config_->registry->agency_index(l.agency);
-    log.push_back(std::move(l));
-  }
   if (!r.at_end()) return damaged("trailer");
 
+  store_ = std::move(store);
   pairing_ = std::move(pairing);
+  pairing_->set_retention(message_retention(config_->daemon, config_->registry->horizon_secs));
   rolling_ = std::move(rolling);
-  max_event_time_ = max_event_time;
-  appeals_ = std::move(appeals);
-  reply_ = std::move(reply);
-  business_ = std::move(business);
-  hour_of_week_ = std::move(how);
+  watermarks_ = std::move(watermarks);
   rejected_ = std::move(rejected);
   ingest_lag_ = std::move(lag);
-  for (auto& [name, h] : health) {
-    // A configured connector stays "behind" until its first poll after this start.
-    const auto current = health_.find(name);
-    h.caught_up = current == health_.end() ? true : current->second.caught_up;
-    health_[name] = std::move(h);
-  }
+  for (auto& [name, h] : health) health_[name] = std::move(h);
   cursors_ = std::move(cursors);
-  log_ = std::move(log);
   return {};
 }
 
 // ---- metrics ----
 
-std::vector<std::array<pipeline::QuantileSketch, 2>> Engine::open_ages(std::int64_t now) const {
+Engine::OpenAges Engine::open_ages(std::int64_t now) const {
   const pipeline::QuantileSketch empty(rolling_->relative_accuracy());
-  std::vector<std::array<pipeline::QuantileSketch, 2>> ages(config_->registry->agencies.size(),
-                                                            {empty, empty});
+  std::array<pipeline::QuantileSketch, pipeline::kWindows.size()> windows;
+  windows.fill(empty);
+  OpenAges ages(config_->registry->agencies.size(), {windows, windows});
   pairing_->for_each_open([&](const Appeal& a) {
-    ages[static_cast<std::size_t>(a.agency)][static_cast<std::size_t>(a.kind)].add(
-        static_cast<double>(std::max<std::int64_t>(0, now - a.opened_at)));
+    if (a.agency < 0 || static_cast<std::size_t>(a.agency) >= ages.size()) return;
+    auto& per_window = ages[static_cast<std::size_t>(a.agency)][static_cast<std::size_t>(a.kind)];
+    const auto age = static_cast<double>(std::max<std::int64_t>(0, now - a.opened_at));
+    for (std::size_t w = 0; w < pipeline::kWindows.size(); ++w) {
+      if (pipeline::in_window(a.opened_at, w, now)) per_window[w].add(age);
+    }
   });
   return ages;
 }
@@ -512,15 +442,25 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   const auto& registry = *config_->registry;
   std::vector<prometheus::MetricFamily> out;
 
-  auto opened = family("replywatch_appeals_opened_total", "Appeals opened by citizens.",
+  auto opened = family("replywatch_appeals_opened_total",
+                       "Appeals opened by citizens, counted once final (behind the watermark).",
                        MetricType::Counter);
   auto answered = family("replywatch_appeals_answered_total",
-                         "Appeals answered by an official within the horizon.", MetricType::Counter);
+                         "Appeals answered by an official within the horizon, once final.",
+                         MetricType::Counter);
   auto unanswered = family("replywatch_appeals_unanswered_total",
-                           "Appeals that passed the horizon without an answer.",
+                           "Appeals that passed the horizon without an answer, once final.",
                            MetricType::Counter);
+  auto withdrawn = family("replywatch_appeals_withdrawn_total",
+                          "Appeals whose message was deleted before any answer, once final; "
+                          "they leave every statistic.",
+                          MetricType::Counter);
+  auto corrected = family("replywatch_appeals_corrected_total",
+                          "Final counts taken back by a later message (status: the count it "
+                          "was taken from); net = that counter minus this one.",
+                          MetricType::Counter);
   // Every configured agency appears, zero or not, so rate() and absent() behave.
-  auto with_defaults = appeals_;
+  auto with_defaults = store_.counts();
   for (const auto& agency : registry.agencies) {
     for (const auto& c : agency.conversations) {
       for (const auto kind : {AppealKind::first, AppealKind::followup}) {
@@ -532,13 +472,21 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   for (const auto& [k, v] : with_defaults) {
     auto labels = std::vector{label("agency", std::get<0>(k)), label("source", std::get<1>(k)),
                               label("kind", std::get<2>(k))};
-    add_value(opened, labels, static_cast<double>(v[0]));
-    add_value(answered, labels, static_cast<double>(v[1]));
-    add_value(unanswered, labels, static_cast<double>(v[2]));
+    add_value(opened, labels, static_cast<double>(v.opened));
+    add_value(answered, labels, static_cast<double>(v.answered));
+    add_value(unanswered, labels, static_cast<double>(v.unanswered));
+    add_value(withdrawn, labels, static_cast<double>(v.withdrawn));
+    for (std::size_t i = 0; i < kCorrectedStatus.size(); ++i) {
+      auto with_status = labels;
+      with_status.push_back(label("status", std::string(kCorrectedStatus[i])));
+      add_value(corrected, std::move(with_status), static_cast<double>(v.corrected[i]));
+    }
   }
   out.push_back(std::move(opened));
   out.push_back(std::move(answered));
   out.push_back(std::move(unanswered));
+  out.push_back(std::move(withdrawn));
+  out.push_back(std::move(corrected));
 
   auto open = family("replywatch_appeals_open", "Appeals waiting for an answer now.",
                      MetricType::Gauge);
@@ -566,15 +514,23 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   }
   out.push_back(std::move(open));
   out.push_back(std::move(oldest));
+  auto not_final = family("replywatch_appeals_awaiting_watermark",
+                          "Appeals whose counts wait for their conversation's clock (open "
+                          "appeals, and decisions newer than the watermark).",
+                          MetricType::Gauge);
+  add_value(not_final, {}, static_cast<double>(store_.unsettled()));
+  out.push_back(std::move(not_final));
 
-  auto reply = family("replywatch_reply_seconds", "Time from appeal to first official answer.",
+  auto reply = family("replywatch_reply_seconds",
+                      "Time from appeal to first official answer, counted once final.",
                       MetricType::Histogram);
   auto business = family("replywatch_business_reply_seconds",
-                         "Time from appeal to first answer within the agency's business hours.",
+                         "Time from appeal to first answer within the agency's business hours, "
+                         "counted once final.",
                          MetricType::Histogram);
-  for (const auto* pair : {&reply_, &business_}) {
-    auto& f = pair == &reply_ ? reply : business;
-    for (const auto& [k, h] : *pair) {
+  for (const auto* hists : {&store_.reply_histograms(), &store_.business_histograms()}) {
+    auto& f = hists == &store_.reply_histograms() ? reply : business;
+    for (const auto& [k, h] : *hists) {
       add_histogram(f, {label("agency", std::get<0>(k)), label("source", std::get<1>(k)),
                         label("kind", std::get<2>(k))},
                     h);
@@ -583,50 +539,46 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   out.push_back(std::move(reply));
   out.push_back(std::move(business));
 
-  // A summary, so the `quantile` label is the standard one (promtool accepts it only
-  // there); _count and _sum are the window's answered appeals and their total.
+  // Gauges, not a summary: a window's sample grows and shrinks, and a summary's
+  // _count and _sum must not go down. The quantile is in `q` (promtool reserves
+  // `quantile` for summaries).
   auto quantile = family("replywatch_reply_quantile_seconds",
-                         "Reply-time quantiles over a rolling window, from a sketch (1% relative "
-                         "error).",
-                         MetricType::Summary);
+                         "Reply-time quantile q of the window's cohort (appeals opened in it, "
+                         "answered so far), from a sketch (0.5% relative error).",
+                         MetricType::Gauge);
+  auto sample = family("replywatch_window_answered_appeals",
+                       "Answered appeals of the window's cohort: the sample of its quantiles.",
+                       MetricType::Gauge);
   auto ratio = family("replywatch_answer_ratio",
-                      "Answered / (answered + unanswered) over a rolling window.",
+                      "Answered / (answered + unanswered) of the window's cohort.",
                       MetricType::Gauge);
   auto target = family("replywatch_within_target_ratio",
-                       "First appeals answered within the business-time target / decided first "
-                       "appeals, over a rolling window.",
+                       "First appeals of the window's cohort answered within the business-time "
+                       "target / decided first appeals.",
                        MetricType::Gauge);
   auto km = family("replywatch_km_median_reply_seconds",
-                   "Kaplan-Meier median first-reply time over a rolling window; open appeals "
-                   "censored.",
+                   "Kaplan-Meier median first-reply time of the window's cohort; open appeals "
+                   "censored at their age, unanswered ones at the horizon.",
                    MetricType::Gauge);
   const auto ages_by_agency = open_ages(now);
   for (std::size_t a = 0; a < registry.agencies.size(); ++a) {
     const auto& id = registry.agencies[a].id;
     for (const auto kind : {AppealKind::first, AppealKind::followup}) {
-      const auto& ages = ages_by_agency[a][static_cast<std::size_t>(kind)];
       for (std::size_t w = 0; w < pipeline::kWindows.size(); ++w) {
+        const auto& ages = ages_by_agency[a][static_cast<std::size_t>(kind)][w];
         const std::string window(pipeline::kWindows[w].name);
         const auto s = rolling_->agency_summary(a, kind, w, now, ages);
-        if (s.median && s.p90 && s.p99) {
-          prometheus::ClientMetric m;
-          m.label = {label("agency", id), label("kind", kind_label(kind)), label("window", window)};
-          m.summary.sample_count = s.answered;
-          m.summary.sample_sum = s.mean.value_or(0) * static_cast<double>(s.answered);
-          for (const auto& [q, v] : {std::pair{0.5, *s.median}, std::pair{0.9, *s.p90},
-                                     std::pair{0.99, *s.p99}}) {
-            prometheus::ClientMetric::Quantile quant;
-            quant.quantile = q;
-            quant.value = v;
-            m.summary.quantile.push_back(quant);
-          }
-          quantile.metric.push_back(std::move(m));
+        const auto labels =
+            std::vector{label("agency", id), label("kind", kind_label(kind)), label("window", window)};
+        add_value(sample, labels, static_cast<double>(s.answered));
+        for (const auto& [q, v] : {std::pair{"0.5", s.median}, std::pair{"0.9", s.p90},
+                                   std::pair{"0.99", s.p99}}) {
+          if (!v) continue;
+          auto with_q = labels;
+          with_q.push_back(label("q", q));
+          add_value(quantile, std::move(with_q), *v);
         }
-        if (s.answer_rate) {
-          add_value(ratio, {label("agency", id), label("kind", kind_label(kind)),
-                            label("window", window)},
-                    *s.answer_rate);
-        }
+        if (s.answer_rate) add_value(ratio, labels, *s.answer_rate);
         if (kind == AppealKind::first) {
           if (s.within_target_rate) {
             add_value(target, {label("agency", id), label("window", window)},
@@ -640,6 +592,7 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
     }
   }
   out.push_back(std::move(quantile));
+  out.push_back(std::move(sample));
   out.push_back(std::move(ratio));
   out.push_back(std::move(target));
   out.push_back(std::move(km));
@@ -665,12 +618,12 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
 
   auto how_count = family("replywatch_hour_of_week_answered_total",
                           "Answered appeals by the hour of week the appeal was opened (agency "
-                          "time; 0 = Monday 00:00).",
+                          "time; 0 = Monday 00:00), once final.",
                           MetricType::Counter);
   auto how_sum = family("replywatch_hour_of_week_reply_seconds_total",
                         "Sum of reply seconds by the hour of week the appeal was opened.",
                         MetricType::Counter);
-  for (const auto& [k, v] : hour_of_week_) {
+  for (const auto& [k, v] : store_.hour_of_week()) {
     auto labels = std::vector{label("agency", k.first), label("hour_of_week", std::to_string(k.second))};
     add_value(how_count, labels, static_cast<double>(v.first));
     add_value(how_sum, labels, v.second);
@@ -687,6 +640,27 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
                      MetricType::Gauge);
   auto up = family("replywatch_connector_up", "1 when the connector is working, 0 when failed.",
                    MetricType::Gauge);
+  auto info = family("replywatch_connector_info",
+                     "A configured connector (type, and mode: poll or webhook); always 1.",
+                     MetricType::Gauge);
+  auto lag = family("replywatch_connector_watermark_lag_seconds",
+                    "Wall clock minus the connector's watermark: how far behind expiry and "
+                    "final counts run for the conversations it delivers.",
+                    MetricType::Gauge);
+  auto late = family("replywatch_late_messages_total",
+                     "Messages that could not simply be applied in order, by reason.",
+                     MetricType::Counter);
+  for (const auto& c : config_->connectors) {
+    const bool push = c.type == "telegram" && c.mode == "webhook";
+    add_value(info, {label("connector", c.name), label("mode", push ? "webhook" : "poll"),
+                     label("type", c.type)},
+              1);
+    // A connector that has not caught up once since the start is behind by at least
+    // the time the daemon has been serving.
+    auto l = watermarks_.lag(watermarks_.index(c.name), now);
+    if (l < 0) l = std::max<std::int64_t>(0, now - serving_since_);
+    add_value(lag, {label("connector", c.name)}, static_cast<double>(l));
+  }
   for (const auto& [name, h] : health_) {
     add_value(received, {label("connector", name)}, static_cast<double>(h.events));
     for (const auto& [type, n] : h.errors) {
@@ -695,11 +669,18 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
     }
     add_value(last, {label("connector", name)}, static_cast<double>(h.last_success));
     add_value(up, {label("connector", name)}, h.up ? 1 : 0);
+    for (std::size_t i = 0; i < kLateReasons.size(); ++i) {
+      add_value(late, {label("connector", name), label("reason", std::string(kLateReasons[i]))},
+                static_cast<double>(h.late[i]));
+    }
   }
   out.push_back(std::move(received));
   out.push_back(std::move(errors));
   out.push_back(std::move(last));
   out.push_back(std::move(up));
+  out.push_back(std::move(info));
+  out.push_back(std::move(lag));
+  out.push_back(std::move(late));
 
   auto rejected = family("replywatch_events_rejected_total",
                          "Malformed messages or events skipped, by reason.", MetricType::Counter);
@@ -707,10 +688,10 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
     add_value(rejected, {label("reason", reason)}, static_cast<double>(n));
   }
   out.push_back(std::move(rejected));
-  auto lag = family("replywatch_ingest_lag_seconds",
-                    "Receive time minus event time of ingested events.", MetricType::Histogram);
-  add_histogram(lag, {}, ingest_lag_);
-  out.push_back(std::move(lag));
+  auto ingest = family("replywatch_ingest_lag_seconds",
+                       "Receive time minus event time of ingested events.", MetricType::Histogram);
+  add_histogram(ingest, {}, ingest_lag_);
+  out.push_back(std::move(ingest));
 
   auto reload_ok = family("replywatch_config_last_reload_success",
                           "1 if the last configuration load succeeded.", MetricType::Gauge);
@@ -732,8 +713,8 @@ struct Engine::Row {
   std::string responder_id;  // by=responder
   std::string role, name, branch;
   pipeline::WindowSummary s;
-  std::uint64_t open = 0;
-  std::uint64_t sample() const { return s.answered + s.unanswered; }
+  /// Agency rows: the cohort (appeals opened in the window, withdrawn ones left out).
+  std::uint64_t sample() const { return s.answered + s.unanswered + s.open; }
 };
 
 std::vector<Engine::Row> Engine::ranking_rows(std::size_t window, const std::string& by,
@@ -741,17 +722,15 @@ std::vector<Engine::Row> Engine::ranking_rows(std::size_t window, const std::str
   const auto& registry = *config_->registry;
   std::vector<Row> rows;
   // Only the agency table needs the open appeals (their ages, and their number).
-  const auto ages = by == "agency" ? open_ages(now)
-                                   : std::vector<std::array<pipeline::QuantileSketch, 2>>{};
+  const auto ages = by == "agency" ? open_ages(now) : OpenAges{};
   for (std::size_t a = 0; a < registry.agencies.size(); ++a) {
     const auto& agency = registry.agencies[a];
     if (by == "agency") {
       Row r;
       r.agency = agency.id;
       r.agency_name = agency.name;
-      const auto& first_ages = ages[a][static_cast<std::size_t>(AppealKind::first)];
+      const auto& first_ages = ages[a][static_cast<std::size_t>(AppealKind::first)][window];
       r.s = rolling_->agency_summary(a, AppealKind::first, window, now, first_ages);
-      r.open = first_ages.count();
       rows.push_back(std::move(r));
     } else if (by == "responder") {
       for (const auto account : rolling_->responders(a)) {
@@ -823,10 +802,14 @@ std::string Engine::ranking_json(std::size_t window, const std::string& by,
     if (by == "branch") w.field("branch", r.branch);
     w.field("answered", r.s.answered);
     if (by == "agency") {
-      w.field("unanswered", r.s.unanswered).field("open", r.open);
+      w.field("unanswered", r.s.unanswered).field("open", r.s.open);
       w.field("sample_size", r.sample());
       w.field("answer_rate", r.s.answer_rate);
       w.field("km_median_seconds", r.s.km_median_seconds);
+      if (!r.s.km_median_seconds) {
+        w.field("km_median_note", pipeline::to_string(r.s.km_note));
+        w.field("km_survival", r.s.km_survival).field("km_max_followup_seconds", r.s.km_max_followup);
+      }
     } else {
       w.field("sample_size", r.s.answered);
     }
@@ -858,7 +841,7 @@ std::string Engine::ranking_csv(std::size_t window, const std::string& by,
     out += std::to_string(rank) + "," + text(r.agency) + "," + text(r.agency_name) + "," +
            text(r.responder_id) + "," + text(r.role) + "," + text(r.branch) + "," +
            std::to_string(r.s.answered) + "," + std::to_string(r.s.unanswered) + "," +
-           std::to_string(r.open) + "," +
+           std::to_string(r.s.open) + "," +
            std::to_string(by == "agency" ? r.sample() : r.s.answered) + "," +
            cell(r.s.answer_rate) + "," + cell(r.s.km_median_seconds) + "," + cell(r.s.median) +
            "," + cell(r.s.p90) + "," + cell(r.s.p99) + "," + cell(r.s.mean) + "," +
@@ -888,45 +871,36 @@ Result<std::string> Engine::appeals_json(const std::string& agency, const std::s
     };
     const bool ok = next(std::get<0>(k)) && p != end && *p++ == '_' && next(std::get<1>(k)) &&
                     p != end && *p++ == '_' && next(std::get<2>(k)) && p == end;
-    if (!ok) return make_error("bad cursor '" + cursor + "'");
+    if (!ok) return make_error("bad cursor: expected the next_cursor of a previous page");
     after = k;
   }
-  std::vector<Appeal> picked;
-  auto consider = [&](const Appeal& a, const std::string& agency_id) {
-    if (!agency.empty() && agency_id != agency) return;
+  const std::int32_t agency_index = agency.empty() ? -1 : registry.agency_index(agency);
+  std::vector<const Appeal*> picked;
+  store_.for_each([&](const Appeal& a) {
+    if (a.agency < 0 || static_cast<std::size_t>(a.agency) >= registry.agencies.size()) return;
+    if (!agency.empty() && a.agency != agency_index) return;
     if (!status.empty() && pipeline::to_string(a.status) != status) return;
-    const Key k{a.opened_at, a.conversation, a.opened_message};
-    if (after && !(*after < k)) return;
-    picked.push_back(a);
-  };
-  for (const auto& l : log_) consider(l.appeal, l.agency);
-  pairing_->for_each_open([&](const Appeal& a) {
-    consider(a, registry.agencies[static_cast<std::size_t>(a.agency)].id);
+    if (after && !(*after < Key{a.opened_at, a.conversation, a.opened_message})) return;
+    picked.push_back(&a);
   });
-  auto key = [](const Appeal& a) { return Key{a.opened_at, a.conversation, a.opened_message}; };
+  auto key = [](const Appeal* a) { return Key{a->opened_at, a->conversation, a->opened_message}; };
   const std::size_t n = std::min(limit, picked.size());
   std::partial_sort(picked.begin(), picked.begin() + static_cast<std::ptrdiff_t>(n), picked.end(),
-                    [&](const Appeal& x, const Appeal& y) { return key(x) < key(y); });
-  std::string out = "{\"appeals\":[";
-  for (std::size_t i = 0; i < n; ++i) {
-    const Appeal& a = picked[i];
-    if (a.agency < 0 || static_cast<std::size_t>(a.agency) >= registry.agencies.size()) continue;
-    std::string line;
-    append_appeal_line(line, registry, a);
-    line.pop_back();  // the newline
-    if (out.back() != '[') out += ',';
-    out += line;
-  }
-  out += "],\"next_cursor\":";
+                    [&](const Appeal* x, const Appeal* y) { return key(x) < key(y); });
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().key("appeals").begin_array();
+  for (std::size_t i = 0; i < n; ++i) write_appeal(w, registry, *picked[i]);
+  w.end_array().key("next_cursor");
   if (picked.size() > n && n > 0) {
-    const Appeal& last = picked[n - 1];
-    append_json_string(out, std::to_string(last.opened_at) + "_" +
-                                std::to_string(last.conversation) + "_" +
-                                std::to_string(last.opened_message));
+    const Appeal& last = *picked[n - 1];
+    w.value(std::to_string(last.opened_at) + "_" + std::to_string(last.conversation) + "_" +
+            std::to_string(last.opened_message));
   } else {
-    out += "null";
+    w.null();
   }
-  out += "}\n";
+  w.end_object();
+  out += '\n';
   return Result<std::string>(boost::system::in_place_value, std::move(out));
 }
 

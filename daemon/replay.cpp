@@ -1,8 +1,10 @@
 // Replay reads every input fully before pairing: a file that turns out to be
 // broken halfway contributes nothing, and a conversation spread over several
-// files is put back in message order before the engine sees it.
+// files is put back in message order before the engine sees it (the engine would
+// give the same appeals in any order; sorted, it never has to re-pair).
 #include "daemon/replay.hpp"
 
+#include "connectors/ndjson/ndjson_parser.hpp"
 #include "connectors/telegram_export/export_parser.hpp"
 
 #include <algorithm>
@@ -15,61 +17,104 @@ namespace {
 
 using pipeline::Event;
 
-/// Collects one file's content; merged into the replay only if the file parses.
-class FileBatch : public connectors::telegram_export::Sink {
+/// One file's content; merged into the replay only if the file parses.
+struct FileEvents {
+  std::vector<std::pair<pipeline::PairKey, std::vector<Event>>> per_conversation;
+  std::map<std::string, std::uint64_t> rejected;
+  std::set<std::int64_t> unowned;
+  std::optional<std::int64_t> max_time;
+  std::uint64_t messages = 0;
+};
+
+/// Collects a Telegram Desktop export's events.
+class ExportBatch : public connectors::telegram_export::Sink {
  public:
-  FileBatch(const pipeline::Registry& registry, std::ostream* progress, std::uint64_t base)
-      : registry_(registry), progress_(progress), base_(base) {}
+  ExportBatch(const pipeline::Registry& registry, FileEvents& out, std::ostream* progress,
+              std::uint64_t base)
+      : registry_(registry), out_(out), progress_(progress), base_(base) {}
 
   bool on_chat(std::int64_t chat_id, std::string_view, std::string_view) override {
     chat_ = chat_id;
     owned_ = registry_.agency_of_conversation(pipeline::Source::telegram, chat_id) >= 0;
-    if (!owned_) unowned.insert(chat_id);
+    if (!owned_) out_.unowned.insert(chat_id);
     // Parse unowned chats too: their messages still move the replay's clock.
     return true;
   }
 
   void on_event(const Event& e) override {
-    ++messages;
-    max_time = std::max(max_time.value_or(e.time), e.time);
+    ++out_.messages;
+    out_.max_time = std::max(out_.max_time.value_or(e.time), e.time);
     if (owned_) {
-      if (per_chat.empty() || per_chat.back().first != chat_) per_chat.push_back({chat_, {}});
-      per_chat.back().second.push_back(e);
+      const pipeline::PairKey key{static_cast<std::int64_t>(e.source), chat_};
+      auto& per = out_.per_conversation;
+      if (per.empty() || !(per.back().first == key)) per.push_back({key, {}});
+      per.back().second.push_back(e);
     }
-    if (progress_ && (messages & 0xFFFFF) == 0) {
-      *progress_ << "\rreplay: " << (base_ + messages) << " messages read" << std::flush;
+    if (progress_ && (out_.messages & 0xFFFFF) == 0) {
+      *progress_ << "\rreplay: " << (base_ + out_.messages) << " messages read" << std::flush;
     }
   }
 
-  void on_rejected(std::string_view reason) override { ++rejected[std::string(reason)]; }
-
-  std::vector<std::pair<std::int64_t, std::vector<Event>>> per_chat;
-  std::map<std::string, std::uint64_t> rejected;
-  std::set<std::int64_t> unowned;
-  std::optional<std::int64_t> max_time;
-  std::uint64_t messages = 0;
+  void on_rejected(std::string_view reason) override { ++out_.rejected[std::string(reason)]; }
 
  private:
   const pipeline::Registry& registry_;
+  FileEvents& out_;
   std::ostream* progress_;
   std::uint64_t base_;
   std::int64_t chat_ = 0;
   bool owned_ = false;
 };
 
+/// Reads a normalized-event (NDJSON) file whole.
+Result<void> read_ndjson(const std::string& path, const pipeline::Registry& registry,
+                         FileEvents& out) {
+  connectors::ndjson::FileCursor cursor;
+  auto on_event = [&](const Event& e) {
+    const bool message = e.kind == pipeline::EventKind::message ||
+                         e.kind == pipeline::EventKind::service;
+    if (message) {
+      ++out.messages;
+      out.max_time = std::max(out.max_time.value_or(e.time), e.time);
+    }
+    if (registry.agency_of_conversation(e.source, e.conversation) < 0) {
+      if (e.source == pipeline::Source::telegram) out.unowned.insert(e.conversation);
+    }
+    const pipeline::PairKey key{static_cast<std::int64_t>(e.source), e.conversation};
+    auto& per = out.per_conversation;
+    if (per.empty() || !(per.back().first == key)) per.push_back({key, {}});
+    per.back().second.push_back(e);
+  };
+  auto on_rejected = [&](std::string_view reason, std::uint64_t) {
+    ++out.rejected[std::string(reason)];
+  };
+  for (;;) {
+    auto read = connectors::ndjson::read_new_lines(path, cursor, std::size_t{64} << 20, on_event,
+                                                   on_rejected);
+    if (!read) return read.error();
+    if (read->at_end) return {};
+  }
+}
+
+/// Keeps every appeal as the engine last reported it.
 class Collector : public pipeline::AppealSink {
  public:
-  Collector(pipeline::ExactStats& stats, std::vector<pipeline::Appeal>* keep)
-      : stats_(stats), keep_(keep) {}
-  void on_closed(const pipeline::Appeal& a) override {
-    stats_.add_closed(a);
-    if (keep_) keep_->push_back(a);
+  void on_appeal(const pipeline::Appeal* before, const pipeline::Appeal* after) override {
+    const auto& id = after ? *after : *before;
+    const auto key = std::make_tuple(static_cast<int>(id.source), id.conversation, id.opened_message);
+    if (after) {
+      appeals[key] = *after;
+    } else {
+      appeals.erase(key);
+    }
   }
-
- private:
-  pipeline::ExactStats& stats_;
-  std::vector<pipeline::Appeal>* keep_;
+  std::map<std::tuple<int, std::int64_t, std::int64_t>, pipeline::Appeal> appeals;
 };
+
+bool is_ndjson(const std::string& path) {
+  const auto ext = std::filesystem::path(path).extension();
+  return ext == ".ndjson" || ext == ".jsonl";
+}
 
 std::string resolve_input(const std::string& input) {
   std::error_code ec;
@@ -89,16 +134,26 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
   parse_options.map_file = true;  // inputs are finished exports, not files being written
 
   // Conversation → its events from every file, in file order.
-  std::unordered_map<std::int64_t, std::vector<Event>> conversations;
-  std::vector<std::int64_t> order;  // first-seen order, for a deterministic run
+  struct KeyHash {
+    std::size_t operator()(const pipeline::PairKey& k) const { return pipeline::FlatHash{}(k); }
+  };
+  std::unordered_map<pipeline::PairKey, std::vector<Event>, KeyHash> conversations;
+  std::vector<pipeline::PairKey> order;  // first-seen order, for a deterministic run
   for (std::size_t i = 0; i < options.inputs.size(); ++i) {
     const std::string path = resolve_input(options.inputs[i]);
     if (options.progress) {
       progress << "\rreplay: reading " << (i + 1) << "/" << options.inputs.size() << ": " << path
                << "\x1b[K" << std::flush;
     }
-    FileBatch batch(*registry, options.progress ? &progress : nullptr, result.messages);
-    auto parsed = connectors::telegram_export::parse_file(path, parse_options, batch);
+    FileEvents batch;
+    Result<void> parsed;
+    if (is_ndjson(path)) {
+      parsed = read_ndjson(path, *registry, batch);
+    } else {
+      ExportBatch sink(*registry, batch, options.progress ? &progress : nullptr, result.messages);
+      auto read = connectors::telegram_export::parse_file(path, parse_options, sink);
+      if (!read) parsed = read.error();
+    }
     if (!parsed) {
       result.rejected_files.push_back({options.inputs[i], parsed.error().message});
       continue;
@@ -107,9 +162,9 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
     if (batch.max_time) result.clock = std::max(result.clock.value_or(*batch.max_time), *batch.max_time);
     for (const auto& [reason, n] : batch.rejected) result.rejected_messages[reason] += n;
     result.unowned_chats.insert(batch.unowned.begin(), batch.unowned.end());
-    for (auto& [chat, events] : batch.per_chat) {
-      auto [it, inserted] = conversations.try_emplace(chat);
-      if (inserted) order.push_back(chat);
+    for (auto& [key, events] : batch.per_conversation) {
+      auto [it, inserted] = conversations.try_emplace(key);
+      if (inserted) order.push_back(key);
       if (it->second.empty()) {
         it->second = std::move(events);
       } else {
@@ -118,13 +173,13 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
     }
   }
   if (options.progress) progress << "\r\x1b[K" << std::flush;
+  if (options.clock) result.clock = options.clock;
 
-  result.stats = std::make_unique<pipeline::ExactStats>(registry);
-  Collector collector(*result.stats, options.keep_appeals ? &result.appeals : nullptr);
+  Collector collector;
   pipeline::Pairing pairing(registry, collector);
   auto by_id = [](const Event& a, const Event& b) { return a.message_id < b.message_id; };
-  for (const std::int64_t chat : order) {
-    auto& events = conversations[chat];
+  for (const auto& key : order) {
+    auto& events = conversations[key];
     // Exports list messages in id order; only overlapping files need sorting.
     if (!std::is_sorted(events.begin(), events.end(), by_id)) {
       std::stable_sort(events.begin(), events.end(), by_id);
@@ -132,13 +187,21 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
     for (const Event& e : events) pairing.on_event(e);
     std::vector<Event>().swap(events);
   }
-  if (result.clock) {
-    pairing.expire(*result.clock);
-    const std::int64_t clock = *result.clock;
-    pairing.for_each_open([&](const pipeline::Appeal& a) {
-      result.stats->add_open(a, clock);
-      if (options.keep_appeals) result.appeals.push_back(a);
-    });
+  if (result.clock) pairing.expire(*result.clock);
+
+  result.stats = std::make_unique<pipeline::ExactStats>(registry);
+  for (const auto& [key, a] : collector.appeals) {
+    switch (a.status) {
+      case pipeline::AppealStatus::open:
+        result.stats->add_open(a, result.clock.value_or(a.opened_at));
+        break;
+      case pipeline::AppealStatus::withdrawn:  // deleted: in no statistic, only counted
+        ++result.withdrawn[{a.agency, a.kind}];
+        break;
+      default:
+        result.stats->add_closed(a);
+    }
+    if (options.keep_appeals) result.appeals.push_back(a);
   }
   result.pairing = pairing.counters();
   std::sort(result.appeals.begin(), result.appeals.end(),

@@ -19,7 +19,11 @@
 namespace replywatch::daemon {
 
 struct ReplayOptions {
-  std::vector<std::string> inputs;  // export files, or directories holding result.json
+  /// Telegram Desktop exports (or directories holding result.json) and normalized-event
+  /// files (*.ndjson, *.jsonl).
+  std::vector<std::string> inputs;
+  /// The clock appeals expire at; by default the latest message time of the inputs.
+  std::optional<std::int64_t> clock;
   std::shared_ptr<const pipeline::TimeZone> export_timezone;
   bool keep_appeals = false;  // collect every appeal for --appeals
   bool progress = false;      // progress lines on the error stream
@@ -31,12 +35,14 @@ struct RejectedFile {
 };
 
 struct ReplayResult {
-  std::optional<std::int64_t> clock;  // latest valid message time; none without messages
+  std::optional<std::int64_t> clock;  // --clock, or the latest valid message time
   std::map<std::string, std::uint64_t> rejected_messages;
   std::vector<RejectedFile> rejected_files;
   std::set<std::int64_t> unowned_chats;  // chats in the input no agency owns
   std::uint64_t messages = 0;            // well-formed messages read
   std::vector<pipeline::Appeal> appeals;  // sorted by agency, conversation, opened message
+  /// Appeals withdrawn (their message deleted before an answer), per agency and kind.
+  std::map<std::pair<std::int32_t, pipeline::AppealKind>, std::uint64_t> withdrawn;
   std::unique_ptr<pipeline::ExactStats> stats;
   pipeline::PairingCounters pairing;
 };

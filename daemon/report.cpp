@@ -14,10 +14,10 @@ namespace {
 using pipeline::AppealKind;
 using pipeline::KindSummary;
 
-void write_summary(JsonWriter& w, const KindSummary& s) {
+void write_summary(JsonWriter& w, const KindSummary& s, std::uint64_t withdrawn) {
   w.begin_object();
   w.field("appeals", s.appeals).field("answered", s.answered);
-  w.field("unanswered", s.unanswered).field("open", s.open);
+  w.field("unanswered", s.unanswered).field("open", s.open).field("withdrawn", withdrawn);
   w.field("answer_rate", s.answer_rate);
   w.key("reply_seconds").begin_object();
   w.field("median", s.reply_median).field("p90", s.reply_p90);
@@ -41,10 +41,11 @@ std::string render_json(const pipeline::Registry& registry, const ReplayResult& 
   for (std::size_t a = 0; a < registry.agencies.size(); ++a) {
     w.begin_object();
     w.field("agency", registry.agencies[a].id).field("name", registry.agencies[a].name);
-    w.key("first");
-    write_summary(w, r.stats->summarize(a, AppealKind::first));
-    w.key("followup");
-    write_summary(w, r.stats->summarize(a, AppealKind::followup));
+    for (const AppealKind kind : {AppealKind::first, AppealKind::followup}) {
+      w.key(pipeline::to_string(kind));
+      const auto it = r.withdrawn.find({static_cast<std::int32_t>(a), kind});
+      write_summary(w, r.stats->summarize(a, kind), it == r.withdrawn.end() ? 0 : it->second);
+    }
     w.end_object();
   }
   w.end_array();
@@ -190,10 +191,8 @@ std::string render_report(const pipeline::Registry& registry, const ReplayResult
   return {};
 }
 
-void append_appeal_line(std::string& out, const pipeline::Registry& registry,
-                        const pipeline::Appeal& a) {
+void write_appeal(JsonWriter& w, const pipeline::Registry& registry, const pipeline::Appeal& a) {
   const auto& agency = registry.agencies[static_cast<std::size_t>(a.agency)];
-  JsonWriter w(out);
   w.begin_object();
   w.field("agency", agency.id).field("source", pipeline::to_string(a.source));
   w.field("conversation", std::to_string(a.conversation)).field("thread", a.thread);
@@ -203,18 +202,27 @@ void append_appeal_line(std::string& out, const pipeline::Registry& registry,
   if (a.status == pipeline::AppealStatus::answered) {
     w.field("answer_message", a.answer_message).field("answered_at", a.answered_at);
     w.key("responder").begin_object().field("id", std::to_string(a.responder));
-    if (a.responder_account >= 0) {
+    if (a.responder_account >= 0 &&
+        static_cast<std::size_t>(a.responder_account) < agency.accounts.size()) {
       const auto& acc = agency.accounts[static_cast<std::size_t>(a.responder_account)];
       w.field("role", acc.role);
       if (!acc.branch.empty()) w.field("branch", acc.branch);
-    } else {
+    } else if (a.responder_account == -1) {
       w.field("role", "anonymous_admin");  // the conversation itself
+    } else {
+      w.field("role", "former_account");  // no longer listed after a reload
     }
     w.end_object();
     w.field("reply_seconds", a.reply_seconds);
     w.field("business_reply_seconds", a.business_reply_seconds);
   }
   w.end_object();
+}
+
+void append_appeal_line(std::string& out, const pipeline::Registry& registry,
+                        const pipeline::Appeal& a) {
+  JsonWriter w(out);
+  write_appeal(w, registry, a);
   out += '\n';
 }
 

@@ -22,6 +22,10 @@ std::string csv_text(std::string_view s);
 /// A number as CSV writes it; empty where undefined.
 std::string csv_cell(const std::optional<double>& v);
 
+class JsonWriter;
+
+/// One appeal as a JSON object, into a writer (an array element, a field value).
+void write_appeal(JsonWriter& w, const pipeline::Registry& registry, const pipeline::Appeal& appeal);
 /// One appeal as a JSON line (with trailing newline).
 void append_appeal_line(std::string& out, const pipeline::Registry& registry,
                         const pipeline::Appeal& appeal);

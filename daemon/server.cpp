@@ -8,6 +8,7 @@
 #include "daemon/connectors.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/http_server.hpp"
+#include "daemon/json_writer.hpp"
 #include "daemon/log.hpp"
 #include "daemon/snapshot_file.hpp"
 #include "daemon/version.hpp"
@@ -146,7 +147,10 @@ class Runner : public connectors::Output {
         asio::post(io_, [this, caught_up, now = wall_now()] {
           engine_.connector_success(connector_->name(), now, caught_up);
         });
-      } else if (outcome != connectors::PollOutcome::retry_later) {
+      } else if (outcome == connectors::PollOutcome::retry_later) {
+        // The source asked us to wait (429): it may hold a backlog, so hold the watermark.
+        asio::post(io_, [this] { engine_.connector_behind(connector_->name()); });
+      } else {
         ++failures;
         const bool fatal = outcome == connectors::PollOutcome::fatal;
         asio::post(io_, [this, fatal] {
@@ -304,6 +308,7 @@ class Daemon {
       log_error(ok.error().message);
       return 1;
     }
+    engine_.serving(wall_now());
     log_info("listening on http://" + d.listen_address + ":" + std::to_string(http_.port()) +
              " (/metrics, /api/v1/ranking, /api/v1/appeals, /healthz, /readyz)");
     write_port_file(d.data_dir);
@@ -565,9 +570,14 @@ class Daemon {
     return {ready ? 200 : 503, "text/plain; charset=utf-8", body, {}};
   }
 
-  static HttpResponse bad_request(const std::string& message) {
-    return {400, "application/json", "{\"error\":\"" + message + "\"}\n", {}};
+  static HttpResponse json_error(int status, const std::string& message) {
+    std::string body;
+    JsonWriter w(body);
+    w.begin_object().field("error", message).end_object();
+    body += '\n';
+    return {status, "application/json", std::move(body), {}};
   }
+  static HttpResponse bad_request(const std::string& message) { return json_error(400, message); }
 
   HttpResponse ranking(const HttpRequest& r, std::int64_t now) {
     const std::string window = r.query_param("window").value_or("7d");
@@ -601,11 +611,12 @@ class Daemon {
       }
       limit = static_cast<std::size_t>(v);
     }
-    if (!status.empty() && status != "open" && status != "answered" && status != "unanswered") {
-      return bad_request("status must be open, answered or unanswered");
+    if (!status.empty() && status != "open" && status != "answered" && status != "unanswered" &&
+        status != "withdrawn") {
+      return bad_request("status must be open, answered, unanswered or withdrawn");
     }
     if (!agency.empty() && engine_.config().registry->agency_index(agency) < 0) {
-      return {404, "application/json", "{\"error\":\"unknown agency\"}\n", {}};
+      return json_error(404, "unknown agency '" + agency + "'");
     }
     auto body = engine_.appeals_json(agency, status, limit, cursor);
     if (!body) return bad_request(body.error().message);

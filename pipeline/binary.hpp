@@ -73,6 +73,14 @@ class BinaryReader {
     return true;
   }
 
+  /// The bytes not read yet; skip() then passes over what another reader consumed.
+  std::string_view rest() const { return in_.substr(pos_); }
+  bool skip(std::size_t n) {
+    if (n > in_.size() - pos_) return fail();
+    pos_ += n;
+    return true;
+  }
+
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ == in_.size(); }
   std::size_t position() const { return pos_; }

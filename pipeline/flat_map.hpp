@@ -102,6 +102,15 @@ class FlatMap {
     }
   }
 
+  /// After many erasures: rebuilds at the smallest capacity that keeps the load at most
+  /// one half, returning the memory (a table never shrinks by itself).
+  void shrink() {
+    std::size_t next = 16;
+    while (next < size_ * 2) next *= 2;
+    if (next >= capacity()) return;
+    rehash(next);
+  }
+
   void clear() {
     slots_.clear();
     used_.clear();
@@ -118,8 +127,9 @@ class FlatMap {
   std::size_t capacity() const { return used_.size(); }
   std::size_t slot_of(const K& key) const { return Hash{}(key) & mask_; }
 
-  void grow() {
-    const std::size_t next = capacity() == 0 ? 16 : capacity() * 2;
+  void grow() { rehash(capacity() == 0 ? 16 : capacity() * 2); }
+
+  void rehash(std::size_t next) {
     std::vector<Slot> old_slots(next);
     std::vector<std::uint8_t> old_used(next, 0);
     old_slots.swap(slots_);

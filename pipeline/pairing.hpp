@@ -1,25 +1,32 @@
 // The pairing engine: turns normalized events into appeals and their first
-// official answers. State is kept per conversation only, so conversation-keyed
-// partitions can split the work; nothing here reads another conversation.
+// official answers. Its appeals are a function of the *set* of events received
+// and of each conversation's clock: any order, any duplicates, any split into
+// batches gives the same appeals as the events sorted by message id. Events that
+// arrive out of order re-pair the threads they touch and report the corrections.
+// State is kept per conversation only, so conversation-keyed partitions can
+// split the work; nothing here reads another conversation.
 #pragma once
 
 #include "pipeline/error.hpp"
 #include "pipeline/event.hpp"
-#include "pipeline/flat_map.hpp"
 #include "pipeline/registry.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <vector>
 
 namespace replywatch::pipeline {
 
 enum class AppealKind : std::uint8_t { first, followup };
-enum class AppealStatus : std::uint8_t { open, answered, unanswered };
+enum class AppealStatus : std::uint8_t { open, answered, unanswered, withdrawn };
 
 std::string_view to_string(AppealKind k);
 std::string_view to_string(AppealStatus s);
 
+/// One appeal. Its identity is (source, conversation, opened_message): the message
+/// that opened it; every other field is what the rules say about it now.
 struct Appeal {
   std::int64_t conversation = 0;
   std::int64_t thread = 0;
@@ -39,17 +46,52 @@ struct Appeal {
   AppealStatus status = AppealStatus::open;
 };
 
-/// Receives appeals as their status becomes final. Every appeal is reported to
-/// on_closed exactly once, unless it is still open when the caller stops.
+/// The same appeal (identity), whatever its status.
+inline bool same_appeal(const Appeal& a, const Appeal& b) {
+  return a.source == b.source && a.conversation == b.conversation &&
+         a.opened_message == b.opened_message;
+}
+/// Everything the rules decide (the responder's account index is a registry lookup,
+/// not a rule, and is left out).
+bool same_outcome(const Appeal& a, const Appeal& b);
+
+/// The time an appeal's status was decided: answered_at, the end of the horizon for
+/// an unanswered one, the opening for the others.
+std::int64_t decided_at(const Appeal& a, std::int64_t horizon_secs);
+
+/// Receives every change to the set of appeals. The appeals a sink has been told of
+/// are at every moment exactly the rules applied to the events applied so far.
 class AppealSink {
  public:
   virtual ~AppealSink() = default;
-  virtual void on_opened(const Appeal&) {}
-  virtual void on_closed(const Appeal& appeal) = 0;
+  /// `before` null: a new appeal. `after` null: an appeal that no longer exists (a late
+  /// message re-paired its thread). Both: the same appeal (same_appeal) changed.
+  virtual void on_appeal(const Appeal* before, const Appeal* after) = 0;
+  /// A deletion named a message whose thread state is forgotten: if it opened an
+  /// appeal the sink still holds, and that appeal is not answered, it is withdrawn.
+  virtual void on_forgotten_deletion(Source source, std::int64_t conversation,
+                                     std::int64_t message) {
+    (void)source;
+    (void)conversation;
+    (void)message;
+  }
 };
 
 /// How the engine classified an author within one conversation.
 enum class AuthorClass : std::uint8_t { citizen, official, foreign_official, ignored, service };
+
+/// What one event did.
+enum class Applied : std::uint8_t {
+  paired,            // applied in message order
+  repaired,          // applied behind later messages of its conversation: threads re-paired
+  duplicate,         // already applied (message id seen before): changed nothing
+  unowned,           // no agency owns the conversation
+  edit,              // counted, never pairs
+  deletion,          // recorded; withdraws the appeal the message opened, if unanswered
+  parent_forgotten,  // paired, but its parent is forgotten: treated as missing (may differ
+                     // from the rules)
+  before_retention,  // older than the retained state: recorded as seen, not paired
+};
 
 struct PairingCounters {
   std::uint64_t events = 0;
@@ -58,37 +100,59 @@ struct PairingCounters {
   std::uint64_t edits = 0;
   std::uint64_t removals = 0;
   std::uint64_t citizen_to_citizen = 0;  // replies ignored under citizen_replies_to_citizens
+  std::uint64_t repaired = 0;
+  std::uint64_t parent_forgotten = 0;
+  std::uint64_t before_retention = 0;
 };
 
 class Pairing {
  public:
+  static constexpr std::int64_t kNoClock = std::numeric_limits<std::int64_t>::min();
+
   Pairing(std::shared_ptr<const Registry> registry, AppealSink& sink);
   ~Pairing();
   Pairing(const Pairing&) = delete;
   Pairing& operator=(const Pairing&) = delete;
 
-  /// Events of one conversation must arrive in message order (ids ascending);
-  /// repeats of a (conversation, message id) change nothing.
-  void on_event(const Event& event);
+  /// Any order; repeats of a (conversation, message id) change nothing.
+  Applied on_event(const Event& event);
 
-  /// Closes as unanswered every open appeal with clock > opened_at + horizon.
-  void expire(std::int64_t clock);
+  /// Moves each conversation's clock forward to clock_of(source, conversation) (clocks
+  /// never go back) and closes as unanswered every open appeal with clock > opened_at +
+  /// horizon. Then, with a retention set, forgets what no message can change any more.
+  void advance(const std::function<std::int64_t(Source, std::int64_t)>& clock_of);
+  /// One clock for every conversation (replay).
+  void expire(std::int64_t clock) {
+    advance([clock](Source, std::int64_t) { return clock; });
+  }
+  /// The conversation's clock (kNoClock before the first advance, or unknown).
+  std::int64_t clock(Source source, std::int64_t conversation) const;
 
-  /// Visits every open appeal (status open).
+  /// Thread details of messages older than clock − `secs` are forgotten at advance();
+  /// a message that old arriving later is recorded, not paired (before_retention).
+  /// 0 (the default) keeps everything.
+  void set_retention(std::int64_t secs) { retention_ = secs; }
+
+  /// Visits every appeal whose status is open.
   template <class F>
   void for_each_open(F&& f) const;
 
   std::size_t open_appeals() const;
+  std::size_t conversations() const { return conversations_.size(); }
   const PairingCounters& counters() const { return counters_; }
   const Registry& registry() const { return *registry_; }
 
-  /// Bytes held by pairing state (tables only), for memory benchmarks.
-  std::size_t memory_bytes() const;
-
-  /// Forgets messages older than `before` (thread and parent lookups of very late
-  /// replies then fall back to the parent's id). Open appeals are unaffected.
-  /// Returns the number of messages forgotten.
-  std::size_t forget_messages_before(std::int64_t before);
+  /// Bytes held by pairing state, for memory benchmarks.
+  struct Memory {
+    std::size_t ids = 0;        // the id record (every message ever applied)
+    std::size_t messages = 0;   // retained thread details
+    std::size_t appeals = 0;    // per (citizen, thread) fold state
+    std::size_t other = 0;
+    std::size_t total() const { return ids + messages + appeals + other; }
+  };
+  Memory memory() const;
+  std::size_t memory_bytes() const { return memory().total(); }
+  std::uint64_t retained_messages() const;
 
   /// A chat moved to a new id (a Telegram group became a supergroup): the new id
   /// belongs to whichever agency owns the old one.
@@ -103,52 +167,17 @@ class Pairing {
   void serialize(std::string& out) const;
   Result<void> restore(std::string_view in);
 
- private:
-  // Packed: the thread map holds one of these per message, the open table one per
-  // open appeal, and both dominate memory. Times fit in 61 bits and message ids are
-  // positive, which leaves room for the class and the kind.
-  struct MessageInfo {
-    std::int64_t thread;
-    std::int64_t author;
-    std::uint64_t packed;  // time << 3 | class
-    static MessageInfo make(std::int64_t thread, std::int64_t author, std::int64_t time,
-                            AuthorClass cls) {
-      return {thread, author,
-              (static_cast<std::uint64_t>(time) << 3) | static_cast<std::uint64_t>(cls)};
-    }
-    std::int64_t time() const { return static_cast<std::int64_t>(packed) >> 3; }
-    AuthorClass cls() const { return static_cast<AuthorClass>(packed & 7); }
-  };
-  struct OpenAppeal {
-    std::int64_t opened_at;
-    std::uint64_t packed;  // opened message id << 1 | kind
-    static OpenAppeal make(std::int64_t opened_at, std::int64_t opened_message, AppealKind kind) {
-      return {opened_at, (static_cast<std::uint64_t>(opened_message) << 1) |
-                             static_cast<std::uint64_t>(kind)};
-    }
-    std::int64_t opened_message() const { return static_cast<std::int64_t>(packed >> 1); }
-    AppealKind kind() const { return static_cast<AppealKind>(packed & 1); }
-  };
-  struct Conversation {
-    std::int64_t id = 0;
-    Source source = Source::telegram;
-    std::int32_t agency = -1;
-    FlatMap<std::int64_t, MessageInfo> messages;
-    FlatMap<PairKey, OpenAppeal> open;  // (citizen, thread) → waiting since
-    FlatMap<PairKey, Empty> seen;  // (citizen, thread) pairs that ever appealed
-  };
+  struct Conversation;  // defined in pairing.cpp
 
+ private:
   Conversation* conversation_for(const Event& event);
   std::int32_t owner(Source source, std::int64_t conversation) const;
-  AuthorClass classify(const Conversation& c, const Event& e, std::int32_t& account) const;
-  void on_citizen(Conversation& c, const Event& e, std::int64_t thread, const MessageInfo* parent);
-  void on_official(Conversation& c, const Event& e, std::int32_t account,
-                   const MessageInfo* parent);
-  Appeal make_appeal(const Conversation& c, const PairKey& key, const OpenAppeal& open) const;
+  void visit_open(void (*f)(void*, const Appeal&), void* ctx) const;
 
   std::shared_ptr<const Registry> registry_;
   AppealSink& sink_;
-  FlatMap<PairKey, std::uint32_t> index_;  // (source, conversation) → conversations_
+  std::int64_t retention_ = 0;
+  FlatMap<PairKey, std::uint32_t> index_;         // (source, conversation) → conversations_
   FlatMap<PairKey, std::int64_t> migrated_from_;  // (source, new id) → old id
   std::vector<std::unique_ptr<Conversation>> conversations_;
   Conversation* last_ = nullptr;  // events come in runs of one conversation
@@ -157,12 +186,9 @@ class Pairing {
 
 template <class F>
 void Pairing::for_each_open(F&& f) const {
-  for (const auto& c : conversations_) {
-    if (c->agency < 0) continue;  // no longer owned after a reload
-    c->open.for_each([&](const PairKey& key, const OpenAppeal& open) {
-      f(make_appeal(*c, key, open));
-    });
-  }
+  using Fn = std::remove_reference_t<F>;
+  visit_open([](void* ctx, const Appeal& a) { (*static_cast<Fn*>(ctx))(a); },
+             const_cast<void*>(static_cast<const void*>(std::addressof(f))));
 }
 
 }  // namespace replywatch::pipeline

@@ -12,7 +12,7 @@ namespace replywatch::pipeline {
 namespace {
 
 constexpr std::string_view kMagic = "RWRS";
-constexpr std::uint8_t kSnapshotVersion = 1;
+constexpr std::uint8_t kSnapshotVersion = 2;
 constexpr std::size_t kMaxName = 1024;
 constexpr auto kRingSize = static_cast<std::int64_t>(kSubBuckets);
 // About 142 million years either side of the epoch: far beyond any real timestamp, and small
@@ -47,13 +47,13 @@ std::size_t position(std::int64_t slot) {
 struct RollingStats::Sample {
   bool answered = false;
   bool within_target = false;
-  double reply = 0;
+  std::int64_t reply = 0;
   QuantileSketch::Key reply_key, business_key;
 };
 
 struct RollingStats::Totals {
   std::uint64_t answered = 0, unanswered = 0, within_target = 0;
-  double reply_sum = 0;
+  std::int64_t reply_sum = 0;
   QuantileSketch reply, business;
   explicit Totals(double accuracy) : reply(accuracy), business(accuracy) {}
 };
@@ -75,6 +75,26 @@ RollingStats::Ring::Ring(double accuracy, std::int64_t head_slot) : head(head_sl
 
 bool RollingStats::Group::empty() const {
   return std::all_of(rings.begin(), rings.end(), [](const auto& r) { return r == nullptr; });
+}
+
+bool in_window(std::int64_t opened_at, std::size_t window, std::int64_t now) {
+  const std::int64_t width = width_of(window);
+  const std::int64_t now_slot = floor_div(clamp_time(now), width);
+  const std::int64_t slot = std::min(floor_div(clamp_time(opened_at), width), now_slot);
+  return slot > now_slot - kRingSize;
+}
+
+std::string_view to_string(KmNote n) {
+  switch (n) {
+    case KmNote::none:
+      return "";
+    case KmNote::no_appeals:
+      return "no appeals opened in the window";
+    case KmNote::too_few_closed:
+      return "too few appeals closed: the survival curve has not reached 0.5 within the "
+             "longest follow-up";
+  }
+  return "";
 }
 
 RollingStats::RollingStats(std::shared_ptr<const Registry> registry, double relative_accuracy)
@@ -121,14 +141,18 @@ void RollingStats::advance_ring(Ring& ring, std::int64_t now_slot) {
   ring.head = now_slot;
 }
 
-void RollingStats::add_to_group(Group& g, std::int64_t close, std::int64_t now, const Sample& s) {
+void RollingStats::add_to_group(Group& g, std::int64_t opened, std::int64_t now, const Sample& s,
+                                int sign) {
   for (std::size_t w = 0; w < kWindows.size(); ++w) {
     const std::int64_t width = width_of(w);
-    const std::int64_t now_slot = floor_div(now, width);
-    const std::int64_t slot = std::min(floor_div(close, width), now_slot);
+    // An opening stamped after `now` (clock skew) keeps its own slot, the ring's head
+    // moving up to it, so that remove() later finds it where add() put it.
+    const std::int64_t slot = floor_div(opened, width);
+    const std::int64_t now_slot = std::max(floor_div(now, width), slot);
     std::unique_ptr<Ring>& ring = g.rings[w];
     if (!ring) {
-      if (slot <= now_slot - kRingSize) continue;  // do not allocate for data already gone
+      // Nothing to take back, and no need to allocate for a cohort already gone.
+      if (sign < 0 || slot <= now_slot - kRingSize) continue;
       ring = std::make_unique<Ring>(accuracy_, now_slot);
     }
     advance_ring(*ring, now_slot);
@@ -136,57 +160,73 @@ void RollingStats::add_to_group(Group& g, std::int64_t close, std::int64_t now, 
     // the 60 slots up to its head.
     if (slot <= ring->head - kRingSize) continue;
     SubBucket& sub = ring->subs[position(slot)];
-    if (sub.slot != slot) sub.reset(slot);
-    if (s.answered) {
-      ++sub.answered;
-      if (s.within_target) ++sub.within_target;
-      sub.reply_sum += s.reply;
-      sub.reply.add_key(s.reply_key);
-      sub.business.add_key(s.business_key);
-    } else {
-      ++sub.unanswered;
+    if (sub.slot != slot) {
+      if (sign < 0) continue;  // that cohort was already cleared
+      sub.reset(slot);
+    }
+    if (sign > 0) {
+      if (s.answered) {
+        ++sub.answered;
+        if (s.within_target) ++sub.within_target;
+        sub.reply_sum += s.reply;
+        sub.reply.add_key(s.reply_key);
+        sub.business.add_key(s.business_key);
+      } else {
+        ++sub.unanswered;
+      }
+      continue;
+    }
+    // Taking back: the sub-bucket must hold the sample (asserted by the sketches).
+    if (s.answered && sub.answered > 0) {
+      --sub.answered;
+      if (s.within_target && sub.within_target > 0) --sub.within_target;
+      sub.reply_sum -= s.reply;
+      sub.reply.remove_key(s.reply_key);
+      sub.business.remove_key(s.business_key);
+    } else if (!s.answered && sub.unanswered > 0) {
+      --sub.unanswered;
     }
   }
 }
 
-void RollingStats::add_closed(const Appeal& a, std::int64_t now) {
+void RollingStats::add(const Appeal& a, std::int64_t now) { apply(a, now, +1); }
+void RollingStats::remove(const Appeal& a, std::int64_t now) { apply(a, now, -1); }
+
+void RollingStats::apply(const Appeal& a, std::int64_t now, int sign) {
+  if (a.status != AppealStatus::answered && a.status != AppealStatus::unanswered) return;
   const auto kind = static_cast<std::size_t>(a.kind);
-  if (a.agency < 0 || static_cast<std::size_t>(a.agency) >= agencies_.size() || kind >= 2 ||
-      a.status == AppealStatus::open) {
-    ++ignored_;
+  if (a.agency < 0 || static_cast<std::size_t>(a.agency) >= agencies_.size() || kind >= 2) {
+    if (sign > 0) ++ignored_;
     return;
   }
   AgencyState& state = agencies_[static_cast<std::size_t>(a.agency)];
   const Agency& agency = registry_->agencies[static_cast<std::size_t>(a.agency)];
   now = clamp_time(now);
+  const std::int64_t opened = clamp_time(a.opened_at);
 
   Sample s;
-  std::int64_t close = 0;
   if (a.status == AppealStatus::answered) {
-    close = clamp_time(a.answered_at);
     s.answered = true;
-    s.reply = static_cast<double>(std::max<std::int64_t>(0, a.reply_seconds));
-    s.reply_key = key_maker_.key_of(s.reply);
+    s.reply = std::max<std::int64_t>(0, a.reply_seconds);
+    s.reply_key = key_maker_.key_of(static_cast<double>(s.reply));
     s.business_key = key_maker_.key_of(static_cast<double>(a.business_reply_seconds));
     s.within_target =
         agency.target_business_secs && a.business_reply_seconds <= *agency.target_business_secs;
-  } else {
-    // It became unanswered when the horizon passed, not when expiry noticed it.
-    close = clamp_time(clamp_time(a.opened_at) + clamp_time(registry_->horizon_secs));
   }
-  add_to_group(state.kinds[kind], close, now, s);
+  add_to_group(state.kinds[kind], opened, now, s, sign);
   if (!s.answered) return;
 
   const std::int32_t account = a.responder_account;
   if (account < -1 || account >= static_cast<std::int32_t>(agency.accounts.size())) {
-    ++ignored_;
+    if (sign > 0) ++ignored_;
     return;
   }
-  add_to_group(state.responders[static_cast<std::size_t>(account + 1)], close, now, s);
+  add_to_group(state.responders[static_cast<std::size_t>(account + 1)], opened, now, s, sign);
   if (account >= 0) {
     const std::int32_t branch = state.account_branch[static_cast<std::size_t>(account)];
-    if (branch >= 0)
-      add_to_group(state.branches[static_cast<std::size_t>(branch)].group, close, now, s);
+    if (branch >= 0) {
+      add_to_group(state.branches[static_cast<std::size_t>(branch)].group, opened, now, s, sign);
+    }
   }
 }
 
@@ -235,7 +275,9 @@ void RollingStats::fill_answers(const Totals& t, WindowSummary& out) {
   out.p99 = t.reply.quantile(0.99);
   out.business_median = t.business.quantile(0.5);
   out.business_p90 = t.business.quantile(0.9);
-  if (t.answered > 0) out.mean = t.reply_sum / static_cast<double>(t.answered);
+  if (t.answered > 0) {
+    out.mean = static_cast<double>(t.reply_sum) / static_cast<double>(t.answered);
+  }
 }
 
 WindowSummary RollingStats::agency_summary(std::size_t agency, AppealKind kind, std::size_t window,
@@ -254,9 +296,16 @@ WindowSummary RollingStats::agency_summary(std::size_t agency, AppealKind kind, 
       out.within_target_rate = static_cast<double>(t.within_target) / static_cast<double>(decided);
     }
   }
+  out.open = open_ages.count();
   QuantileSketch censored = open_ages;
   censored.add(static_cast<double>(registry_->horizon_secs), t.unanswered);
-  out.km_median_seconds = kaplan_meier_median(t.reply, censored);
+  const KaplanMeier km = kaplan_meier(t.reply, censored);
+  out.km_median_seconds = km.median;
+  out.km_survival = km.final_survival;
+  out.km_max_followup = km.max_time;
+  out.km_note = km.median                               ? KmNote::none
+                : t.answered + t.unanswered + out.open ? KmNote::too_few_closed
+                                                       : KmNote::no_appeals;
   return out;
 }
 
@@ -370,14 +419,14 @@ std::size_t RollingStats::memory_bytes() const {
   return bytes;
 }
 
-// Snapshot layout (version 1), little endian, varints LEB128, signed ones zigzag:
+// Snapshot layout (version 2), little endian, varints LEB128, signed ones zigzag:
 //   "RWRS" u8:version f64:accuracy u8:windows varint:seconds… u8:sub_buckets
 //   varint:agencies, each: string:id group:first group:followup
 //     varint:responders, each: u8:0 (the conversation) | u8:1 u8:source svarint:id; group
 //     varint:branches, each: string:name group
 //   group: u8:ring mask (bit per window), each ring: svarint:head u8:n, n sub-buckets:
 //     u8:age (head − slot, ascending) varint:answered varint:unanswered varint:within_target
-//     f64:reply_sum sketch:reply sketch:business
+//     svarint:reply_sum sketch:reply sketch:business
 // Only sub-buckets holding data are written, and only rings holding such sub-buckets.
 
 void RollingStats::write_group(std::string& out, const Group& g) const {
@@ -413,7 +462,7 @@ void RollingStats::write_group(std::string& out, const Group& g) const {
       wire::put_varint(out, sub->answered);
       wire::put_varint(out, sub->unanswered);
       wire::put_varint(out, sub->within_target);
-      wire::put_f64(out, sub->reply_sum);
+      wire::put_svarint(out, sub->reply_sum);
       sub->reply.serialize(out);
       sub->business.serialize(out);
     }
@@ -491,7 +540,7 @@ Result<void> RollingStats::read_group(wire::Reader& r, Group& g, bool may_be_emp
       const std::uint64_t answered = r.varint();
       const std::uint64_t unanswered = r.varint();
       const std::uint64_t within = r.varint();
-      const double reply_sum = r.f64();
+      const std::int64_t reply_sum = r.svarint();
       if (!r.ok()) return make_error("snapshot: truncated");
       if (age >= kRingSize || age <= previous_age) {
         return make_error("snapshot: sub-bucket ages not ascending or out of range");
@@ -499,7 +548,7 @@ Result<void> RollingStats::read_group(wire::Reader& r, Group& g, bool may_be_emp
       previous_age = age;
       if (answered == 0 && unanswered == 0) return make_error("snapshot: empty sub-bucket");
       if (within > answered) return make_error("snapshot: more within target than answered");
-      if (!(reply_sum >= 0 && std::isfinite(reply_sum)) || (answered == 0 && reply_sum != 0)) {
+      if (reply_sum < 0 || (answered == 0 && reply_sum != 0)) {
         return make_error("snapshot: bad reply sum");
       }
       SubBucket& sub = ring->subs[position(head - age)];

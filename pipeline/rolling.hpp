@@ -1,5 +1,8 @@
-// Rolling-window response-time statistics over closed appeals, per agency and kind, per
-// responder and per branch: what the daemon publishes live (replay uses ExactStats).
+// Rolling-window response-time statistics, per agency and kind, per responder and per
+// branch: what the daemon publishes live (replay uses ExactStats). A window is a cohort:
+// the appeals opened in it, followed until now — answered ones with their reply times,
+// unanswered ones censored at the horizon, open ones (supplied by the caller) censored at
+// their age. Appeals are added and taken back as their status changes.
 #pragma once
 
 #include <array>
@@ -31,14 +34,28 @@ inline constexpr std::array<Window, 4> kWindows = {{
 }};
 
 /// Each window is a ring of this many sub-buckets of width seconds/kSubBuckets, aligned to
-/// multiples of the width since the epoch. At time `now` a window holds the sub-bucket of
-/// `now` and the 59 before it: between 59/60 and all of its nominal length, so its trailing
-/// edge is accurate to 1/60 of the length (1 min for 1h, 12 h for 30d).
+/// multiples of the width since the epoch, by the appeal's opening time. At time `now` a
+/// window holds the sub-bucket of `now` and the 59 before it: between 59/60 and all of its
+/// nominal length, so its trailing edge is accurate to 1/60 of the length (1 min for 1h,
+/// 12 h for 30d).
 inline constexpr std::size_t kSubBuckets = 60;
+
+/// Whether an appeal opened at `opened_at` belongs to window `window`'s cohort at `now`
+/// (the same sub-bucket edge the rings use).
+bool in_window(std::int64_t opened_at, std::size_t window, std::int64_t now);
+
+/// Why a window's Kaplan–Meier median is null.
+enum class KmNote : std::uint8_t {
+  none,          // there is a median
+  no_appeals,    // the cohort is empty
+  too_few_closed,  // survival has not reached 0.5 within the longest follow-up
+};
+std::string_view to_string(KmNote n);
 
 struct WindowSummary {
   std::uint64_t answered = 0;
   std::uint64_t unanswered = 0;
+  std::uint64_t open = 0;  // agency summaries: the cohort's open appeals (from the caller)
   std::uint64_t within_target = 0;
   /// answered / (answered + unanswered); nullopt without decided appeals, and always for
   /// responders and branches (an unanswered appeal has no responder).
@@ -49,8 +66,12 @@ struct WindowSummary {
   /// Reply seconds, from the sketch: within its relative accuracy of the exact quantile.
   std::optional<double> median, p90, p99;
   std::optional<double> business_median, business_p90;
-  /// Kaplan–Meier median time to first reply (agency summaries only).
+  /// Kaplan–Meier median time to first reply (agency summaries only); when null, why,
+  /// with the survival reached and the longest follow-up of the cohort.
   std::optional<double> km_median_seconds;
+  KmNote km_note = KmNote::no_appeals;
+  double km_survival = 1.0;
+  double km_max_followup = 0;
   /// Exact mean reply seconds (sums are kept, not sketched).
   std::optional<double> mean;
 };
@@ -63,20 +84,24 @@ class RollingStats {
   RollingStats(const RollingStats&) = delete;
   RollingStats& operator=(const RollingStats&) = delete;
 
-  /// A closed appeal (answered or unanswered) at clock `now`. It counts at its close time:
-  /// answered_at, or opened_at + horizon for an unanswered one (when it became unanswered).
-  /// Close times after `now` count as `now`; ones already out of a window skip that window.
-  /// Answered appeals also count for their responder and, if it has one, its branch.
-  /// Appeals of agencies or accounts the registry does not know are counted in ignored().
-  void add_closed(const Appeal& a, std::int64_t now);
+  /// A decided appeal (answered or unanswered; others are ignored) at clock `now`, into the
+  /// cohort of its opening time. Opening times after `now` count as `now`; cohorts already
+  /// out of a window skip that window. Answered appeals also count for their responder
+  /// and, if it has one, its branch. Appeals of agencies or accounts the registry does not
+  /// know are counted in ignored().
+  void add(const Appeal& a, std::int64_t now);
+  /// Takes back exactly what add() put in for the same appeal (a correction), where the
+  /// cohort is still in the window.
+  void remove(const Appeal& a, std::int64_t now);
 
   /// Clears sub-buckets that fell out of their windows at `now` and frees rings left empty,
   /// so groups that went quiet return their memory. Optional; call at scrape time.
   void advance(std::int64_t now);
 
-  /// `open_ages`: ages at `now` of the appeals of that agency and kind still open, built by
-  /// the caller; they enter the Kaplan–Meier median as censored, with the window's
-  /// unanswered appeals censored at the horizon. Out-of-range indexes give an empty summary.
+  /// `open_ages`: ages at `now` of the appeals of that agency and kind still open and in the
+  /// window's cohort (in_window), built by the caller; they enter the Kaplan–Meier median as
+  /// censored, with the cohort's unanswered appeals censored at the horizon. Out-of-range
+  /// indexes give an empty summary.
   WindowSummary agency_summary(std::size_t agency, AppealKind kind, std::size_t window,
                                std::int64_t now, const QuantileSketch& open_ages) const;
   /// Answers by one account (index in the agency's accounts; −1: the conversation itself),
@@ -121,7 +146,7 @@ class RollingStats {
     std::uint64_t answered = 0;
     std::uint64_t unanswered = 0;
     std::uint64_t within_target = 0;
-    double reply_sum = 0;
+    std::int64_t reply_sum = 0;  // whole seconds: exact under add and remove
     QuantileSketch reply;
     QuantileSketch business;
 
@@ -154,7 +179,8 @@ class RollingStats {
   static std::vector<AgencyState> fresh_state(const Registry& registry);
   static void link_branches(AgencyState& state, const Agency& agency);
   static void advance_ring(Ring& ring, std::int64_t now_slot);
-  void add_to_group(Group& g, std::int64_t close, std::int64_t now, const Sample& s);
+  void add_to_group(Group& g, std::int64_t opened, std::int64_t now, const Sample& s, int sign);
+  void apply(const Appeal& a, std::int64_t now, int sign);
   void collect(const Group& g, std::size_t window, std::int64_t now, Totals& t) const;
   static void fill_answers(const Totals& t, WindowSummary& out);
   void write_group(std::string& out, const Group& g) const;

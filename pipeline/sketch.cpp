@@ -74,6 +74,35 @@ void QuantileSketch::add_key(Key key, std::uint64_t count) {
   add_bucket(key.index, count);
 }
 
+void QuantileSketch::remove(double value, std::uint64_t count) {
+  remove_key(key_of(value), count);
+}
+
+void QuantileSketch::remove_key(Key key, std::uint64_t count) {
+  assert((key.zero || (key.index >= min_index() && key.index <= max_index())) &&
+         "key of a sketch with another accuracy");
+  if (count == 0) return;
+  if (key.zero) {
+    assert(count <= zero_count_ && "removing more than the zero bucket holds");
+    const std::uint64_t taken = std::min(count, zero_count_);
+    zero_count_ -= taken;
+    count_ -= taken;
+    return;
+  }
+  const auto it = std::lower_bound(buckets_.begin(), buckets_.end(), key.index,
+                                   [](const Bucket& b, std::int32_t i) { return b.index < i; });
+  if (it == buckets_.end() || it->index != key.index) {
+    assert(false && "removing from an empty bucket");
+    return;
+  }
+  assert(count <= it->count && "removing more than the bucket holds");
+  const std::uint64_t taken = std::min(count, it->count);
+  it->count -= taken;
+  count_ -= taken;
+  // Buckets hold counts > 0: quantile, merge, serialization and operator== rely on it.
+  if (it->count == 0) buckets_.erase(it);
+}
+
 void QuantileSketch::add_bucket(std::int32_t index, std::uint64_t count) {
   // Replies arrive roughly in order of size within a window often enough that the append
   // check pays for itself.
@@ -236,9 +265,37 @@ bool operator==(const QuantileSketch& a, const QuantileSketch& b) {
          a.buckets_ == b.buckets_;
 }
 
-std::optional<double> kaplan_meier_median(const QuantileSketch& answered,
-                                          const QuantileSketch& censored) {
-  if (answered.empty()) return std::nullopt;
+namespace detail {
+
+namespace {
+// Survival is a product of fractions, so an exact 0.5 can come out a few ulps off.
+constexpr double kHalfTolerance = 1e-12;
+}  // namespace
+
+void KaplanMeierFold::event(double t, double answered, double at_risk) {
+  survival_ *= 1.0 - answered / at_risk;
+  if (median_) return;
+  if (at_half_) {
+    // Any answer after the flat stretch takes the curve below 0.5. Written as t1 + (t2−t1)/2
+    // so that the top bucket's representative cannot overflow.
+    median_ = *at_half_ + (t - *at_half_) / 2;
+  } else if (std::abs(survival_ - 0.5) <= 0.5 * kHalfTolerance) {
+    at_half_ = t;
+  } else if (survival_ < 0.5) {
+    median_ = t;
+  }
+}
+
+}  // namespace detail
+
+KaplanMeier kaplan_meier(const QuantileSketch& answered, const QuantileSketch& censored) {
+  KaplanMeier out;
+  out.events = answered.count();
+  out.censored = censored.count();
+  const auto top = [](const QuantileSketch& s) {
+    return s.buckets_.empty() ? 0.0 : s.bucket_value(s.buckets_.back().index);
+  };
+  out.max_time = std::max(top(answered), top(censored));
   // Position −1 is the zero bucket; a cursor past the end is done.
   struct Cursor {
     const QuantileSketch& s;
@@ -255,18 +312,24 @@ std::optional<double> kaplan_meier_median(const QuantileSketch& answered,
   Cursor a(answered);
   Cursor c(censored);
   double at_risk = static_cast<double>(answered.count()) + static_cast<double>(censored.count());
-  double survival = 1.0;
+  detail::KaplanMeierFold fold;
   // Same accuracy means the same index gives the bit-identical value, so a shared bucket
   // compares equal and counts as a tie.
   for (; !a.done(); ++a.i) {
     const double t = a.value();
     for (; !c.done() && c.value() < t; ++c.i) at_risk -= static_cast<double>(c.count());
     const auto d = static_cast<double>(a.count());
-    survival *= 1.0 - d / at_risk;
-    if (survival <= 0.5 + 1e-12) return t;
+    fold.event(t, d, at_risk);
     at_risk -= d;
   }
-  return std::nullopt;
+  out.median = fold.median();
+  out.final_survival = fold.survival();
+  return out;
+}
+
+std::optional<double> kaplan_meier_median(const QuantileSketch& answered,
+                                          const QuantileSketch& censored) {
+  return kaplan_meier(answered, censored).median;
 }
 
 namespace wire {

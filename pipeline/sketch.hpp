@@ -12,6 +12,8 @@
 
 namespace replywatch::pipeline {
 
+struct KaplanMeier;
+
 /// Values >= 0 (seconds). A positive value v lands in bucket i = ceil(log_gamma(v)), covering
 /// (gamma^(i-1), gamma^i] with gamma = (1+a)/(1-a); the bucket reports 2·gamma^i/(1+gamma),
 /// within a relative `a` of every value in it. Zero has a bucket of its own. Quantiles
@@ -41,6 +43,12 @@ class QuantileSketch {
   Key key_of(double value) const;
   /// `key` must come from a sketch of the same accuracy (asserted).
   void add_key(Key key, std::uint64_t count = 1);
+  /// Undo add_key / add, so a rolling window can take back an appeal that was corrected
+  /// after it was counted: add then remove of the same values leaves a sketch equal to the
+  /// one before. Removing more than the bucket holds is a caller bug: it asserts, and in a
+  /// release build removes what is there, so count() keeps matching the buckets.
+  void remove_key(Key key, std::uint64_t count = 1);
+  void remove(double value, std::uint64_t count = 1);
   /// Both sketches must share the accuracy (asserted); otherwise `other` is re-bucketed
   /// by its representatives, which adds its error to ours.
   void merge(const QuantileSketch& other);
@@ -87,8 +95,8 @@ class QuantileSketch {
   std::int32_t max_index() const;
   void add_bucket(std::int32_t index, std::uint64_t count);
 
-  friend std::optional<double> kaplan_meier_median(const QuantileSketch& answered,
-                                                   const QuantileSketch& censored);
+  friend KaplanMeier kaplan_meier(const QuantileSketch& answered,
+                                  const QuantileSketch& censored);
 
   double accuracy_;
   double log_gamma_;
@@ -97,16 +105,56 @@ class QuantileSketch {
   std::vector<Bucket> buckets_;  // ascending by index, counts > 0
 };
 
-/// Kaplan–Meier median over bucketed times: answers in `answered` are events, `censored`
-/// holds censoring times. As in the exact kaplan_meier_median, answers come before
-/// censorings at a tie (here: in the same bucket), and the first time at which survival
-/// drops to 0.5 or below is the median (that bucket's representative); nullopt if never.
+/// A Kaplan–Meier estimate of the time to answer, with what a caller needs to say why there is
+/// no median: nothing answered (events == 0), or silence dominating (final_survival > 0.5,
+/// with max_time the longest anyone has been watched).
+///
+/// The median convention, shared by the exact and the bucketed estimate: survival S (the
+/// probability of still waiting) steps down at each answer time. If S drops from above 0.5
+/// straight below it at t, the median is t. If S lands on exactly 0.5 at t1 (within a relative
+/// 1e-12, as products of fractions are inexact) it stays there until the next answer time t2,
+/// and the median is the midpoint (t1 + t2) / 2, so that with nothing censored the median is
+/// the sample median of exact_quantile. If S sits at 0.5 and only censorings follow, nothing
+/// says where the curve would leave 0.5; the median is then t1, the smallest time at which
+/// S <= 0.5 (the older convention, and the only time the data supports). At tied times
+/// answers count before censorings.
+struct KaplanMeier {
+  std::optional<double> median;
+  double final_survival = 1.0;  ///< after the last answer; 1.0 with none
+  double max_time = 0;          ///< largest time of any sample, answered or censored; 0 if none
+  std::uint64_t events = 0, censored = 0;
+};
+
+/// Kaplan–Meier over bucketed times: answers in `answered` are events, `censored` holds
+/// censoring times, and the times are the buckets' representatives (so a midpoint median is
+/// the midpoint of two representatives). Ties are answers and censorings in the same bucket.
 /// A censoring can only move later past answers of its own bucket, so the result lies
 /// between the exact median and the exact median with censorings one bucket later: within
 /// the accuracy wherever the survival curve crosses 0.5 steeply, but possibly far off where
 /// it lingers at 0.5 (there the exact median is itself unstable).
+KaplanMeier kaplan_meier(const QuantileSketch& answered, const QuantileSketch& censored);
+/// kaplan_meier(answered, censored).median.
 std::optional<double> kaplan_meier_median(const QuantileSketch& answered,
                                           const QuantileSketch& censored);
+
+namespace detail {
+
+/// Folds answer times, ascending, into the median convention above; the exact and the
+/// bucketed estimate both use it so that they cannot drift apart.
+class KaplanMeierFold {
+ public:
+  /// `answered` (> 0) answers at `t` out of `at_risk` still waiting just before t.
+  void event(double t, double answered, double at_risk);
+  std::optional<double> median() const { return median_ ? median_ : at_half_; }
+  double survival() const { return survival_; }
+
+ private:
+  double survival_ = 1.0;
+  std::optional<double> median_;
+  std::optional<double> at_half_;  // t1 while the curve sits at exactly 0.5
+};
+
+}  // namespace detail
 
 template <class F>
 void QuantileSketch::for_each_bucket(F f) const {

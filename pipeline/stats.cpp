@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 namespace replywatch::pipeline {
 
@@ -17,12 +18,14 @@ std::optional<double> exact_quantile(const std::vector<std::int64_t>& sorted, do
          (static_cast<double>(sorted[hi]) - static_cast<double>(sorted[lo])) * frac;
 }
 
-std::optional<double> kaplan_meier_median(std::vector<SurvivalSample> samples) {
+KaplanMeier kaplan_meier(std::vector<SurvivalSample> samples) {
   // Answers sort before censorings at the same time.
   std::sort(samples.begin(), samples.end(), [](const SurvivalSample& a, const SurvivalSample& b) {
     return a.seconds != b.seconds ? a.seconds < b.seconds : a.answered > b.answered;
   });
-  double survival = 1.0;
+  KaplanMeier out;
+  if (!samples.empty()) out.max_time = static_cast<double>(samples.back().seconds);
+  detail::KaplanMeierFold fold;
   std::size_t at_risk = samples.size();
   for (std::size_t i = 0; i < samples.size();) {
     const std::int64_t t = samples[i].seconds;
@@ -31,13 +34,20 @@ std::optional<double> kaplan_meier_median(std::vector<SurvivalSample> samples) {
       if (samples[i].answered) ++answered;
     }
     if (answered > 0) {
-      survival *= 1.0 - static_cast<double>(answered) / static_cast<double>(at_risk);
-      // The product of exact fractions can land a hair above 0.5 in floating point.
-      if (survival <= 0.5 + 1e-12) return static_cast<double>(t);
+      fold.event(static_cast<double>(t), static_cast<double>(answered),
+                 static_cast<double>(at_risk));
     }
+    out.events += answered;
+    out.censored += leaving - answered;
     at_risk -= leaving;
   }
-  return std::nullopt;
+  out.median = fold.median();
+  out.final_survival = fold.survival();
+  return out;
+}
+
+std::optional<double> kaplan_meier_median(std::vector<SurvivalSample> samples) {
+  return kaplan_meier(std::move(samples)).median;
 }
 
 ExactStats::ExactStats(std::shared_ptr<const Registry> registry)
@@ -48,6 +58,7 @@ ExactStats::Accumulator& ExactStats::slot(const Appeal& a) {
 }
 
 void ExactStats::add_closed(const Appeal& a) {
+  if (a.status == AppealStatus::withdrawn || a.status == AppealStatus::open) return;  // no statistic
   Accumulator& acc = slot(a);
   if (a.status == AppealStatus::answered) {
     ++acc.answered;

@@ -4,6 +4,7 @@
 
 #include "pipeline/pairing.hpp"
 #include "pipeline/registry.hpp"
+#include "pipeline/sketch.hpp"
 
 #include <array>
 #include <cstdint>
@@ -21,9 +22,13 @@ struct SurvivalSample {
   bool answered = false;
 };
 
-/// The smallest time at which the Kaplan–Meier survival estimate (probability of
-/// still waiting) drops to 0.5 or below; nullopt if it never does. At tied times
-/// answers count before censorings.
+/// The Kaplan–Meier estimate of the time to answer, with the median convention documented at
+/// KaplanMeier (sketch.hpp): the first answer time at which survival drops below 0.5; the
+/// midpoint to the next answer time where it sits at exactly 0.5 (so with nothing censored it
+/// is exact_quantile(sorted, 0.5)); that first time if only censorings follow; nullopt if
+/// survival stays above 0.5. At tied times answers count before censorings.
+KaplanMeier kaplan_meier(std::vector<SurvivalSample> samples);
+/// kaplan_meier(samples).median.
 std::optional<double> kaplan_meier_median(std::vector<SurvivalSample> samples);
 
 struct KindSummary {
@@ -42,7 +47,7 @@ class ExactStats {
  public:
   explicit ExactStats(std::shared_ptr<const Registry> registry);
 
-  /// An answered or unanswered appeal.
+  /// An answered or unanswered appeal (withdrawn ones are in no statistic: ignored).
   void add_closed(const Appeal& appeal);
   /// An appeal still open at `clock` (censored at clock − opened_at).
   void add_open(const Appeal& appeal, std::int64_t clock);

@@ -5,6 +5,8 @@
 # unit verifies, the container example configuration passes check-config, and
 # every PromQL expression of the Grafana dashboard parses and returns data on
 # synthetic series shaped like replywatch's metric interface (INTERFACE below).
+# Rules, the rule tests' input series and dashboard expressions may only use
+# metrics of INTERFACE, and match only on labels those metrics have.
 #
 # Needs the Debian packages `prometheus` (promtool), `python3` and
 # `python3-yaml` (PyYAML); uses systemd-analyze and the built daemon
@@ -64,29 +66,43 @@ import json, os, re, sys, yaml
 RUNBOOK_BASE = "https://github.com/replywatch/replywatch/blob/main/deploy/RUNBOOK.md"
 SEVERITIES = {"critical", "warning", "info"}
 
-# replywatch's metric interface: name -> (type, label -> values used in the
-# synthetic series). Histograms expand to _bucket/_sum/_count.
+# replywatch's metric interface: name -> (type, labels), where labels is either
+# {label: values used in the synthetic series} (every combination becomes a
+# series) or a list of label sets (exactly those series, for info metrics
+# whose labels go together). Histograms expand to _bucket/_sum/_count.
 AGENCIES = ["akimat", "minzdrav"]
 SOURCES = ["telegram", "vk"]
 KINDS = ["first", "followup"]
 WINDOWS = ["1h", "24h", "7d", "30d"]
-CONNECTORS = ["telegram", "vk"]
+CONNECTORS = ["akimat_bot", "consulate_bot", "exports", "events"]
+CONNECTOR_INFO = [  # one configured connector each: type and mode go together
+    {"connector": "akimat_bot", "type": "telegram", "mode": "poll"},
+    {"connector": "consulate_bot", "type": "telegram", "mode": "webhook"},
+    {"connector": "exports", "type": "telegram_export", "mode": "poll"},
+    {"connector": "events", "type": "ndjson", "mode": "poll"},
+]
 REPLY_BUCKETS = ["30", "120", "600", "1800", "3600", "10800", "28800", "86400",
                  "259200", "604800", "2592000", "+Inf"]
 LAG_BUCKETS = ["0.5", "5", "30", "300", "3600", "+Inf"]
 APPEAL = {"agency": AGENCIES, "source": SOURCES, "kind": KINDS}
+COHORT = {"agency": AGENCIES, "kind": KINDS, "window": WINDOWS}
 INTERFACE = {
+    # Counted once final (the conversation's watermark passed the decision).
     "replywatch_appeals_opened_total": ("counter", APPEAL),
     "replywatch_appeals_answered_total": ("counter", APPEAL),
     "replywatch_appeals_unanswered_total": ("counter", APPEAL),
+    "replywatch_appeals_withdrawn_total": ("counter", APPEAL),
+    "replywatch_appeals_corrected_total": ("counter", {**APPEAL, "status": [
+        "opened", "answered", "unanswered", "withdrawn"]}),
+    "replywatch_appeals_awaiting_watermark": ("gauge", {}),
     "replywatch_appeals_open": ("gauge", {"agency": AGENCIES, "source": SOURCES}),
     "replywatch_oldest_open_appeal_age_seconds": ("gauge", {"agency": AGENCIES}),
     "replywatch_reply_seconds": ("histogram", APPEAL),
     "replywatch_business_reply_seconds": ("histogram", APPEAL),
-    "replywatch_reply_quantile_seconds": ("gauge", {"agency": AGENCIES, "kind": KINDS,
-                                                    "window": WINDOWS,
-                                                    "quantile": ["0.5", "0.9", "0.99"]}),
-    "replywatch_answer_ratio": ("gauge", {"agency": AGENCIES, "kind": KINDS, "window": WINDOWS}),
+    # Window cohorts: gauges (no _count/_sum); the quantile label is `q`.
+    "replywatch_reply_quantile_seconds": ("gauge", {**COHORT, "q": ["0.5", "0.9", "0.99"]}),
+    "replywatch_window_answered_appeals": ("gauge", COHORT),
+    "replywatch_answer_ratio": ("gauge", COHORT),
     "replywatch_within_target_ratio": ("gauge", {"agency": AGENCIES, "window": WINDOWS}),
     "replywatch_km_median_reply_seconds": ("gauge", {"agency": AGENCIES, "window": WINDOWS}),
     "replywatch_hour_of_week_answered_total": ("counter", {"agency": AGENCIES,
@@ -95,11 +111,15 @@ INTERFACE = {
                                                                 "hour_of_week": ["0", "25", "167"]}),
     "replywatch_agency_reply_threshold_seconds": ("gauge", {"agency": AGENCIES}),
     "replywatch_agency_target_business_seconds": ("gauge", {"agency": AGENCIES}),
+    "replywatch_connector_info": ("gauge", CONNECTOR_INFO),
     "replywatch_connector_events_received_total": ("counter", {"connector": CONNECTORS}),
     "replywatch_connector_errors_total": ("counter", {"connector": CONNECTORS,
                                                       "error_type": ["timeout", "http_429"]}),
     "replywatch_connector_last_success_timestamp_seconds": ("timestamp", {"connector": CONNECTORS}),
     "replywatch_connector_up": ("gauge", {"connector": CONNECTORS}),
+    "replywatch_connector_watermark_lag_seconds": ("gauge", {"connector": CONNECTORS}),
+    "replywatch_late_messages_total": ("counter", {"connector": CONNECTORS, "reason": [
+        "behind_watermark", "parent_forgotten", "before_retention"]}),
     "replywatch_events_rejected_total": ("counter", {"reason": ["bad_id", "missing_time"]}),
     "replywatch_ingest_lag_seconds": ("histogram", {}),
     "replywatch_build_info": ("gauge", {"version": ["0.1.0"], "revision": ["0123456789ab"]}),
@@ -127,9 +147,49 @@ def metric_names(expr):
     return set(re.findall(r"\b(replywatch_[a-zA-Z0-9_]+|up)\b", bare))
 
 
+def label_names(labels):
+    """The label names of an INTERFACE entry (a dict, or a list of label sets)."""
+    if isinstance(labels, dict):
+        return set(labels)
+    return {k for d in labels for k in d}
+
+
 def agency_metric(name):
     base = re.sub(r"_(bucket|sum|count)$", "", name)
-    return "agency" in INTERFACE.get(base, ("", {}))[1]
+    return "agency" in label_names(INTERFACE.get(base, ("", {}))[1])
+
+
+SCRAPE_LABELS = {"job", "instance"}  # added by Prometheus to every series
+STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+
+
+def interface_labels(name):
+    """The label names a series of metric `name` can have, or None if unknown."""
+    if name in OTHER_METRICS:
+        return None
+    base = re.sub(r"_(bucket|sum|count)$", "", name)
+    if name in INTERFACE and INTERFACE[name][0] != "histogram":
+        return label_names(INTERFACE[name][1]) | SCRAPE_LABELS
+    if base != name and INTERFACE.get(base, ("",))[0] == "histogram":
+        extra = {"le"} if name.endswith("_bucket") else set()
+        return label_names(INTERFACE[base][1]) | SCRAPE_LABELS | extra
+    return None
+
+
+def selector_errors(expr):
+    """Label matchers naming a label the metric does not have (e.g. a label
+    renamed in the interface): such a selector silently matches nothing."""
+    errors = []
+    bare = STRING_RE.sub('""', expr)
+    for m in re.finditer(r"\b(replywatch_[a-zA-Z0-9_]+)\s*\{([^}]*)\}", bare):
+        allowed = interface_labels(m.group(1))
+        if allowed is None:
+            continue  # unknown metrics are reported elsewhere
+        for lm in re.finditer(r"(\w+)\s*(?:=~|!~|!=|=)", m.group(2)):
+            if lm.group(1) not in allowed and lm.group(1) != "__name__":
+                errors.append(f"{m.group(1)} has no label {lm.group(1)!r} "
+                              f"(labels: {', '.join(sorted(allowed))})")
+    return errors
 
 
 def load_yaml(path):
@@ -173,6 +233,8 @@ def check_alerts(rules_path, tests_path, runbook_path):
         for metric in sorted(metric_names(rule.get("expr", ""))):
             if not known_metric(metric):
                 errors.append(f"{name}: expr uses {metric}, which is not in the metric interface")
+        for e in selector_errors(rule.get("expr", "")):
+            errors.append(f"{name}: expr: {e}")
 
     tests = load_yaml(tests_path)
     base = os.path.dirname(tests_path)
@@ -184,6 +246,17 @@ def check_alerts(rules_path, tests_path, runbook_path):
     cases = 0
     for i, test in enumerate(tests.get("tests") or []):
         tname = test.get("name", f"test #{i + 1}")
+        # Input series must look like the daemon's, or a rule can pass its
+        # tests on series the daemon never exports.
+        for inp in test.get("input_series") or []:
+            series = str(inp.get("series", ""))
+            metric = re.match(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", series)
+            metric = metric.group(1) if metric else ""
+            if not known_metric(metric):
+                errors.append(f"{tests_path}: test '{tname}': input series {series!r}: "
+                              f"{metric} is not in the metric interface")
+            for e in selector_errors(series):
+                errors.append(f"{tests_path}: test '{tname}': input series: {e}")
         for case in test.get("alert_rule_test") or []:
             cases += 1
             name = case.get("alertname")
@@ -433,6 +506,8 @@ def check_dashboard(path, outdir, index):
             if not expr:
                 errors.append(f"{path}: {twhere}: no expr")
                 continue
+            for e in selector_errors(expr):
+                errors.append(f"{path}: {twhere}: {e}")
             for metric in sorted(metric_names(expr)):
                 if not known_metric(metric):
                     errors.append(f"{path}: {twhere}: uses {metric}, not in the metric interface")
@@ -464,6 +539,8 @@ def write_promtool_inputs(exprs, outdir):
         d = {"job": "replywatch", "instance": "replywatch:9464", **d}
         return "{" + ",".join(f'{k}="{v}"' for k, v in d.items()) + "}"
     def combos(labels):
+        if isinstance(labels, list):  # explicit label sets
+            return [dict(d) for d in labels]
         out = [{}]
         for k, vals in labels.items():
             out = [{**c, k: v} for c in out for v in vals]

@@ -9,6 +9,7 @@ PACKAGES=(
   libssl-dev
   libsimdjson-dev
   libyaml-cpp-dev
+  libroaring-dev      # CRoaring: the per-conversation record of every message id applied
   librdkafka-dev
   prometheus-cpp-dev
   doctest-dev

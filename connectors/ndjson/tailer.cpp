@@ -59,8 +59,9 @@ PollOutcome Tailer::poll(Output& out, const std::atomic<bool>& stop) {
   } else if (fs::exists(path_, ec)) {
     files.push_back(path_);
   } else {
+    // A configuration problem, not a passing fault: /readyz reports the connector failed.
     out.error("file_unreadable", "ndjson input " + path_ + " does not exist");
-    return PollOutcome::failed;
+    return PollOutcome::fatal;
   }
   bool failed = false;
   pending_ = false;
@@ -80,7 +81,6 @@ PollOutcome Tailer::poll(Output& out, const std::atomic<bool>& stop) {
       }
       if (summary->bytes == 0 && batch.events.empty() && batch.rejected.empty()) break;
       batch.cursors.push_back({file, encode(cursor)});
-      batch.caught_up = summary->at_end;
       out.deliver(std::move(batch));
       if (summary->at_end) break;
       pending_ = true;

@@ -23,7 +23,6 @@ Batch to_batch(const std::string& connector, Updates&& updates) {
   batch.events = std::move(updates.events);
   batch.rejected = std::move(updates.rejected);
   for (const auto& m : updates.migrations) batch.migrations.emplace_back(m.from_chat, m.to_chat);
-  batch.caught_up = true;  // a push, or a page that was not full
   return batch;
 }
 
@@ -102,7 +101,6 @@ PollOutcome Poller::poll(Output& out, const std::atomic<bool>& stop) {
   pending_ = parsed->updates >= page_size_;
   Batch batch = to_batch(options_.name, std::move(*parsed));
   batch.cursors.push_back({"offset", std::to_string(next)});
-  batch.caught_up = !pending_;
   batch.sync = true;
   out.deliver(std::move(batch));
   // Asking for `next` confirms everything before it to Telegram, which then

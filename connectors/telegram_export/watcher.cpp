@@ -38,8 +38,9 @@ PollOutcome Watcher::poll(Output& out, const std::atomic<bool>& stop) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(directory_, ec)) {
+    // A configuration problem, not a passing fault: /readyz reports the connector failed.
     out.error("directory_unreadable", "export directory " + directory_ + " is not a readable directory");
-    return PollOutcome::failed;
+    return PollOutcome::fatal;
   }
   std::vector<std::pair<std::string, std::string>> ready;  // path, mark
   std::map<std::string, Seen> now_seen;
@@ -86,7 +87,6 @@ PollOutcome Watcher::poll(Output& out, const std::atomic<bool>& stop) {
       marker.connector = name_;
       marker.received_at = wall_now();
       marker.cursors.push_back({path, mark});
-      marker.caught_up = f + 1 == ready.size();
       out.deliver(std::move(marker));
       ingested_[path] = mark;
       failed = true;
@@ -104,7 +104,6 @@ PollOutcome Watcher::poll(Output& out, const std::atomic<bool>& stop) {
       if (end == n) {
         batch.rejected = std::move(collector.rejected);
         batch.cursors.push_back({path, mark});
-        batch.caught_up = f + 1 == ready.size();
       }
       out.deliver(std::move(batch));
       start = end;

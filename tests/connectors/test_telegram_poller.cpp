@@ -307,7 +307,7 @@ TEST_CASE("poller: getUpdates carries timeout, limit and allowed_updates, and th
     CHECK(b.events.size() == kHistoryEvents);
     CHECK(b.rejected.empty());
     CHECK(b.sync);  // Telegram forgets what we confirm: durable first
-    CHECK(b.caught_up);
+    CHECK_FALSE(poller.pending());  // not a full page: caught up
     REQUIRE(b.cursors.size() == 1);
     CHECK(b.cursors[0].key == "offset");
     CHECK(b.cursors[0].value == std::to_string(kHistoryLastId + 1));
@@ -690,9 +690,8 @@ TEST_CASE("poller: the stop flag cancels a held long poll within a second") {
 
 TEST_CASE("poller: a full page of updates is not caught up, and the rest comes next") {
   // getUpdates returns at most `limit` (100) updates: a full page says more may be waiting.
-  // Batch::caught_up promises "nothing more pending after this batch", and the pipeline
-  // expires appeals on the wall clock only once every connector is caught up; a backlog
-  // delivered as caught up would expire an appeal whose answer is in the next page.
+  // pending() tells the pipeline so: the connector's watermark, and with it expiry, holds
+  // until the backlog is in, else an appeal whose answer is in the next page would expire.
   FakeBotApi fake(fake_options(false));
   for (int i = 0; i < 150; ++i) {
     fake.push_update(R"({"message":{"message_id":)" + std::to_string(5000 + i) +
@@ -708,13 +707,11 @@ TEST_CASE("poller: a full page of updates is not caught up, and the rest comes n
   REQUIRE(batches.size() == 1);
   CHECK(batches[0].events.size() == 100);
   CHECK(fake.pending_updates() == 150);  // 50 more, not even confirmed yet
-  CHECK_MESSAGE(!batches[0].caught_up, "a full page of 100 updates was delivered as caught up");
   CHECK_MESSAGE(poller.pending(), "pending() is false with 50 updates still waiting");
   REQUIRE(poller.poll(out, stop) == PollOutcome::ok);
   batches = out.batches();
   REQUIRE(batches.size() == 2);
   CHECK(batches[1].events.size() == 50);
-  CHECK(batches[1].caught_up);
   CHECK_FALSE(poller.pending());
   CHECK(fake.get_updates_calls()[1].offset == kFirstUpdateId + 100);
   check_no_token(out, &poller);

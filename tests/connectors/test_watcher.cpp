@@ -56,7 +56,6 @@ TEST_CASE("watcher: a file is ingested once it holds still, then never again") {
   REQUIRE(out.batches.size() == 1);
   CHECK(out.events() == 2);
   REQUIRE(out.batches[0].cursors.size() == 1);
-  CHECK(out.batches[0].caught_up);
   CHECK_FALSE(w.pending());
   w.poll(out, stop);
   CHECK(out.batches.size() == 1);
@@ -102,11 +101,11 @@ TEST_CASE("watcher: a broken export is reported once, and retried when it change
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("watcher: a missing directory is a failed poll with a clear error") {
+TEST_CASE("watcher: a missing directory is a fatal poll (configuration) with a clear error") {
   telegram_export::Watcher w("exports", "/nonexistent/replywatch/exports", {}, {});
   std::atomic<bool> stop{false};
   Recorder out;
-  CHECK(w.poll(out, stop) == PollOutcome::failed);
+  CHECK(w.poll(out, stop) == PollOutcome::fatal);
   REQUIRE(out.errors.size() == 1);
   CHECK(out.errors[0].find("/nonexistent/replywatch/exports") != std::string::npos);
 }

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 using namespace replywatch;
 using namespace replywatch::testing;
@@ -27,12 +28,11 @@ std::shared_ptr<const daemon::Config> make_config() {
   return c;
 }
 
-daemon::EventBatch batch(std::vector<Event> events, bool caught_up = true) {
+daemon::EventBatch batch(std::vector<Event> events) {
   daemon::EventBatch b;
   b.connector = "exports";
   b.events = std::move(events);
   b.received_at = kNow;
-  b.caught_up = caught_up;
   return b;
 }
 
@@ -44,44 +44,101 @@ bool has_line(const std::string& text, const std::string& line) {
   return text.find("\n" + line + "\n") != std::string::npos;
 }
 
+const std::string kAlpha = "agency=\"alpha\",source=\"telegram\",kind=\"first\"";
+
 }  // namespace
 
-TEST_CASE("engine: counters, open backlog and quantile gauges follow the appeals") {
+TEST_CASE("engine: counters count appeals once final; gauges and windows at once") {
   daemon::Engine engine(make_config());
   engine.apply(batch({message(10, 1001, kNow - 600), message(11, kPress, kNow - 300, 10),
                       message(12, 1002, kNow - 200)}),
                kNow);
-  const std::string text = metrics_text(engine, kNow);
-  CHECK(has_line(text, "replywatch_appeals_opened_total{agency=\"alpha\",source=\"telegram\",kind=\"first\"} 2"));
-  CHECK(has_line(text, "replywatch_appeals_answered_total{agency=\"alpha\",source=\"telegram\",kind=\"first\"} 1"));
+  std::string text = metrics_text(engine, kNow);
+  // The connector has not caught up yet: nothing is final, but the live views know.
+  CHECK(has_line(text, "replywatch_appeals_opened_total{" + kAlpha + "} 0"));
   CHECK(has_line(text, "replywatch_appeals_open{agency=\"alpha\",source=\"telegram\"} 1"));
   CHECK(has_line(text, "replywatch_oldest_open_appeal_age_seconds{agency=\"alpha\"} 200"));
   CHECK(has_line(text, "replywatch_connector_events_received_total{connector=\"exports\"} 3"));
-  // One answer of 300 s: every quantile of the 1h window is 300 within 1%.
-  const auto at = text.find("replywatch_reply_quantile_seconds{agency=\"alpha\",kind=\"first\",window=\"1h\",quantile=\"0.5\"} ");
+  CHECK(has_line(text, "replywatch_window_answered_appeals{agency=\"alpha\",kind=\"first\",window=\"1h\"} 1"));
+  // One answer of 300 s: every quantile of the 1h window is 300 within the sketch's error.
+  const auto at = text.find("replywatch_reply_quantile_seconds{agency=\"alpha\",kind=\"first\",window=\"1h\",q=\"0.5\"} ");
   REQUIRE(at != std::string::npos);
-  const double median = std::stod(text.substr(text.find("} ", at) + 2));
-  CHECK(median == doctest::Approx(300).epsilon(0.01));
-  CHECK(has_line(text, "replywatch_reply_seconds_bucket{agency=\"alpha\",source=\"telegram\",kind=\"first\",le=\"480\"} 1"));
-  CHECK(has_line(text, "replywatch_reply_seconds_bucket{agency=\"alpha\",source=\"telegram\",kind=\"first\",le=\"240\"} 0"));
+  CHECK(std::stod(text.substr(text.find("} ", at) + 2)) == doctest::Approx(300).epsilon(0.01));
+
+  // Caught up at kNow: the watermark is kNow − 300 (lateness), which has passed the
+  // first appeal and its answer (at kNow − 300) but not the second appeal.
+  engine.connector_success("exports", kNow, true);
+  text = metrics_text(engine, kNow);
+  CHECK(has_line(text, "replywatch_appeals_opened_total{" + kAlpha + "} 1"));
+  CHECK(has_line(text, "replywatch_appeals_answered_total{" + kAlpha + "} 1"));
+  CHECK(has_line(text, "replywatch_reply_seconds_bucket{" + kAlpha + ",le=\"480\"} 1"));
+  CHECK(has_line(text, "replywatch_reply_seconds_bucket{" + kAlpha + ",le=\"240\"} 0"));
+  CHECK(has_line(text, "replywatch_connector_watermark_lag_seconds{connector=\"exports\"} 300"));
+  engine.connector_success("exports", kNow + 200, true);
+  CHECK(has_line(metrics_text(engine, kNow + 200), "replywatch_appeals_opened_total{" + kAlpha + "} 2"));
 }
 
-TEST_CASE("engine: a connector's backlog holds wall-clock expiry back") {
+TEST_CASE("engine: a backlog, an error or a rate limit holds expiry back") {
   daemon::Engine engine(make_config());
+  engine.connector_success("exports", kNow - 20'000, true);  // caught up once, long ago
   // An old appeal arrives while the connector still has more to deliver.
-  engine.apply(batch({message(10, 1001, kNow - 10'000)}, false), kNow);
+  engine.apply(batch({message(10, 1001, kNow - 10'000)}), kNow);
+  engine.connector_success("exports", kNow, false);
   engine.tick(kNow);
   CHECK(engine.pairing().open_appeals() == 1);  // its answer may be in the next batch
-  engine.apply(batch({message(11, kPress, kNow - 9'000, 10)}, true), kNow);
+  engine.connector_error("exports", "rate_limited", "429", false);
+  engine.tick(kNow + 60);
+  CHECK(engine.pairing().open_appeals() == 1);
+  engine.apply(batch({message(11, kPress, kNow - 9'000, 10)}), kNow);
+  engine.connector_success("exports", kNow + 120, true);
   CHECK(engine.pairing().open_appeals() == 0);
-  const std::string text = metrics_text(engine, kNow);
-  CHECK(has_line(text, "replywatch_appeals_answered_total{agency=\"alpha\",source=\"telegram\",kind=\"first\"} 1"));
+  std::string text = metrics_text(engine, kNow + 120);
+  CHECK(has_line(text, "replywatch_appeals_answered_total{" + kAlpha + "} 1"));
+  CHECK(has_line(text, "replywatch_appeals_unanswered_total{" + kAlpha + "} 0"));
 
-  engine.apply(batch({message(12, 1002, kNow - 10'000)}, true), kNow);
-  engine.tick(kNow);  // caught up: the wall clock rules, and 10'000 s > the 3600 s horizon
+  // Older than the clock (late) but within the retention (2 × 3600 s): paired, and since
+  // the clock is past its horizon (3600 s), unanswered and final at once.
+  engine.apply(batch({message(12, 1002, kNow - 5'000)}), kNow + 120);
+  engine.connector_success("exports", kNow + 130, true);
   CHECK(engine.pairing().open_appeals() == 0);
-  CHECK(has_line(metrics_text(engine, kNow),
-                 "replywatch_appeals_unanswered_total{agency=\"alpha\",source=\"telegram\",kind=\"first\"} 1"));
+  text = metrics_text(engine, kNow + 130);
+  CHECK(has_line(text, "replywatch_appeals_unanswered_total{" + kAlpha + "} 1"));
+  CHECK(has_line(text, "replywatch_late_messages_total{connector=\"exports\",reason=\"behind_watermark\"} 1"));
+}
+
+TEST_CASE("engine: a late answer corrects a final unanswered appeal; counters never go down") {
+  daemon::Engine engine(make_config());
+  engine.apply(batch({message(10, 1001, kNow - 5000)}), kNow);
+  engine.connector_success("exports", kNow, true);
+  std::string text = metrics_text(engine, kNow);
+  CHECK(has_line(text, "replywatch_appeals_unanswered_total{" + kAlpha + "} 1"));
+  // The answer, within the horizon, arrives long after: the rules say answered.
+  engine.apply(batch({message(11, kPress, kNow - 2000, 10)}), kNow + 10);
+  engine.tick(kNow + 10);
+  text = metrics_text(engine, kNow + 10);
+  CHECK(has_line(text, "replywatch_appeals_unanswered_total{" + kAlpha + "} 1"));
+  CHECK(has_line(text, "replywatch_appeals_answered_total{" + kAlpha + "} 1"));
+  CHECK(has_line(text, "replywatch_appeals_corrected_total{" + kAlpha + ",status=\"unanswered\"} 1"));
+  CHECK(has_line(text, "replywatch_appeals_corrected_total{" + kAlpha + ",status=\"opened\"} 0"));
+  auto all = engine.appeals_json("alpha", "", 10, "");
+  REQUIRE(all.has_value());
+  CHECK(all->find("\"status\":\"answered\"") != std::string::npos);
+  CHECK(all->find("\"reply_seconds\":3000") != std::string::npos);
+}
+
+TEST_CASE("engine: a deletion withdraws an unanswered appeal from every statistic") {
+  daemon::Engine engine(make_config());
+  Event del = message(10, 1001, kNow - 100, 0, kAlphaChat, EventKind::remove);
+  engine.apply(batch({message(10, 1001, kNow - 900), message(12, 1002, kNow - 800), del}), kNow);
+  engine.connector_success("exports", kNow, true);
+  const std::string text = metrics_text(engine, kNow);
+  CHECK(has_line(text, "replywatch_appeals_withdrawn_total{" + kAlpha + "} 1"));
+  CHECK(has_line(text, "replywatch_appeals_open{agency=\"alpha\",source=\"telegram\"} 1"));
+  auto withdrawn = engine.appeals_json("alpha", "withdrawn", 10, "");
+  REQUIRE(withdrawn.has_value());
+  CHECK(withdrawn->find("\"opened_message\":10") != std::string::npos);
+  const std::string ranking = engine.ranking_json(1, "agency", kNow);
+  CHECK(ranking.find("\"open\":1,\"sample_size\":1") != std::string::npos);
 }
 
 TEST_CASE("engine: a restored snapshot serves the same numbers and dedupes redeliveries") {
@@ -92,6 +149,7 @@ TEST_CASE("engine: a restored snapshot serves the same numbers and dedupes redel
   b1.cursors.push_back({"/exports/a.json", "123:456"});
   b1.rejected["bad_id"] = 2;
   a.apply(std::move(b1), kNow);
+  a.connector_success("exports", kNow, true);
   const std::string snapshot = a.serialize();
 
   daemon::Engine b(make_config());
@@ -101,8 +159,10 @@ TEST_CASE("engine: a restored snapshot serves the same numbers and dedupes redel
   // The same file delivered again after a crash counts nothing twice.
   b.apply(batch(first), kNow);
   a.apply(batch(first), kNow);
-  CHECK(metrics_text(b, kNow) == metrics_text(a, kNow));
-  CHECK(b.serialize() == a.serialize());
+  b.connector_success("exports", kNow + 500, true);
+  a.connector_success("exports", kNow + 500, true);
+  CHECK(metrics_text(b, kNow + 500) == metrics_text(a, kNow + 500));
+  CHECK(*b.appeals_json("", "", 100, "") == *a.appeals_json("", "", 100, ""));
 }
 
 TEST_CASE("engine: a damaged snapshot is refused and the state is left alone") {

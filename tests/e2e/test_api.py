@@ -170,7 +170,9 @@ class Api(unittest.TestCase):
                 self.assertEqual(r["agency_name"], replay[r["agency"]]["name"])
                 self.assertEqual((r["answered"], r["unanswered"], r["open"]),
                                  (first["answered"], first["unanswered"], first["open"]))
-                self.assertEqual(r["sample_size"], first["answered"] + first["unanswered"])
+                # The window's cohort: every appeal opened in it, open ones included.
+                self.assertEqual(r["sample_size"],
+                                 first["answered"] + first["unanswered"] + first["open"])
                 self.assertAlmostEqual(r["answer_rate"], first["answer_rate"], places=9)
                 self.assertAlmostEqual(r["within_target_rate"], first["within_target_rate"],
                                        places=9)

@@ -106,7 +106,7 @@ class PrometheusEndToEnd(unittest.TestCase):
 
     def test_quantiles_within_sketch_accuracy(self):
         q = self.query_by('replywatch_reply_quantile_seconds{window="30d"}',
-                          "agency", "kind", "quantile")
+                          "agency", "kind", "q")
         for agency, a in self.agencies().items():
             for kind in ("first", "followup"):
                 exact = a[kind]["reply_seconds"]

@@ -350,14 +350,23 @@ TEST_CASE("snapshot: damaged state is an error, never a crash") {
   CHECK_FALSE(r.pairing.restore(huge_count).has_value());
 }
 
-TEST_CASE("forgetting old messages keeps open appeals and counts what it dropped") {
+TEST_CASE("forgetting: old thread details go, and a reply to them is said to be inexact") {
   Run run;
-  run.feed({message(10, kCitizen, kT0), message(11, kOther, kT0 + 500)});
-  CHECK(run.pairing.forget_messages_before(kT0 + 100) == 1);
-  CHECK(run.pairing.open_appeals() == 2);
-  // The reply's parent is forgotten: no answer can be attributed to the old appeal.
-  run.feed({message(12, kPress, kT0 + 600, 10)});
-  CHECK(run.sink.closed.empty());
+  run.pairing.set_retention(1500);
+  run.feed({message(10, kCitizen, kT0), message(11, kOther, kT0 + 1400)});
+  run.pairing.expire(kT0 + 1600);  // cutoff kT0 + 100: message 10 goes, 11 stays
+  CHECK(run.pairing.retained_messages() == 1);
+  CHECK(run.pairing.open_appeals() == 1);  // 10's appeal expired (horizon 1000), 11's waits
+  // The reply's parent is forgotten: no answer can be attributed, and that is reported.
+  CHECK(run.pairing.on_event(message(12, kPress, kT0 + 1601, 10)) ==
+        replywatch::pipeline::Applied::parent_forgotten);
+  CHECK(run.sink.with(AppealStatus::answered).empty());
+  // Older than clock − retention: recorded as seen, not paired, and said.
+  CHECK(run.pairing.on_event(message(5, kCitizen, kT0 + 50)) ==
+        replywatch::pipeline::Applied::before_retention);
+  CHECK(run.pairing.on_event(message(5, kCitizen, kT0 + 50)) ==
+        replywatch::pipeline::Applied::duplicate);
+  CHECK(run.sink.all().size() == 2);
 }
 
 TEST_CASE("reload: a conversation that changes owner stops or starts pairing") {

@@ -177,8 +177,8 @@ TEST_CASE("property: the engine agrees with a brute-force reference on random hi
       clock = std::max(clock, e.time);
     }
     pairing.expire(clock);
-    std::vector<Appeal> got = sink.closed;
-    pairing.for_each_open([&](const Appeal& a) { got.push_back(a); });
+    std::vector<Appeal> got = sink.all();
+    REQUIRE(sink.mismatched == 0);
 
     const Reference ref{kHorizon, mode == CitizenReplies::ignore};
     std::vector<Appeal> want = ref.run(history);

@@ -17,9 +17,12 @@ TEST_CASE("exact quantiles interpolate at rank q(n-1)") {
   CHECK_FALSE(exact_quantile({}, 0.5).has_value());
 }
 
-TEST_CASE("Kaplan-Meier median without censoring is the lower median") {
-  // S drops 0.75, 0.5 at t=20: the median is 20.
-  CHECK(*kaplan_meier_median({{10, true}, {20, true}, {30, true}, {40, true}}) == 20.0);
+TEST_CASE("Kaplan-Meier median without censoring is the sample median") {
+  // S = 3/4 after 10, 1/2 after 20 and stays there until 30 (S = 1/4): the midpoint
+  // (20 + 30) / 2 = 25, as exact_quantile at rank 1.5. It used to be 20, the lower median.
+  CHECK(*kaplan_meier_median({{10, true}, {20, true}, {30, true}, {40, true}}) == 25.0);
+  // Odd n: S = 2/3, 1/3 jumps past 0.5 at 20, the middle value.
+  CHECK(*kaplan_meier_median({{10, true}, {20, true}, {30, true}}) == 20.0);
 }
 
 TEST_CASE("Kaplan-Meier median with censoring") {
@@ -36,7 +39,8 @@ TEST_CASE("Kaplan-Meier median is undefined when silence dominates") {
 }
 
 TEST_CASE("Kaplan-Meier: answers at a tie count before censorings") {
-  // At t=10: 1 answer of 2 at risk → S=0.5 → median 10 (the censoring at 10 comes after).
+  // At t=10: 1 answer of 2 at risk → S=0.5 (the censoring at 10 comes after), and no answer
+  // follows to end the flat stretch: the median is that first time, 10.
   CHECK(*kaplan_meier_median({{10, false}, {10, true}}) == 10.0);
 }
 
@@ -72,7 +76,7 @@ TEST_CASE("summaries split first and followup, and unanswered weighs in") {
   // Business replies 30 and 150 against a target of 100: one of three decided appeals.
   CHECK(*first.within_target_rate == doctest::Approx(1.0 / 3.0));
   // Samples: 60 answered, 300 answered, 1000 censored (horizon), 500 censored (open).
-  // t=60: S=3/4; t=300: S=3/4*2/3=0.5 → median 300.
+  // t=60: S=3/4; t=300: S=3/4*2/3=0.5, and only censorings follow → median 300.
   CHECK(*first.km_median_seconds == doctest::Approx(300.0));
 
   const KindSummary followup = stats.summarize(0, AppealKind::followup);

@@ -4,6 +4,7 @@
 #include "pipeline/pairing.hpp"
 #include "pipeline/registry.hpp"
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -62,12 +63,52 @@ inline Event message(std::int64_t id, std::int64_t author, std::int64_t time,
   return e;
 }
 
+/// Keeps the appeals the engine reports, as they are now, plus the history of
+/// appearances (`opened`) and of closings (`closed`: open → any other status).
 class Recorder : public pipeline::AppealSink {
  public:
-  void on_opened(const Appeal& a) override { opened.push_back(a); }
-  void on_closed(const Appeal& a) override { closed.push_back(a); }
+  void on_appeal(const Appeal* before, const Appeal* after) override {
+    ++changes;
+    if (before && after && !pipeline::same_appeal(*before, *after)) ++mismatched;
+    if (!before) opened.push_back(*after);
+    if (after && after->status != AppealStatus::open &&
+        (!before || before->status == AppealStatus::open)) {
+      closed.push_back(*after);
+    }
+    if (before && (!after || before->status != AppealStatus::open)) ++corrections;
+    const auto& id = after ? *after : *before;
+    if (after) {
+      current[{id.conversation, id.opened_message}] = *after;
+    } else {
+      current.erase({id.conversation, id.opened_message});
+    }
+  }
+  void on_forgotten_deletion(pipeline::Source, std::int64_t conversation,
+                             std::int64_t message) override {
+    auto it = current.find({conversation, message});
+    if (it != current.end() && it->second.status != AppealStatus::answered) {
+      it->second.status = AppealStatus::withdrawn;
+    }
+  }
+  /// Every appeal as it stands, ordered by (conversation, opened message).
+  std::vector<Appeal> all() const {
+    std::vector<Appeal> out;
+    for (const auto& [k, a] : current) out.push_back(a);
+    return out;
+  }
+  std::vector<Appeal> with(AppealStatus s) const {
+    std::vector<Appeal> out;
+    for (const auto& [k, a] : current) {
+      if (a.status == s) out.push_back(a);
+    }
+    return out;
+  }
   std::vector<Appeal> opened;
   std::vector<Appeal> closed;
+  std::map<std::pair<std::int64_t, std::int64_t>, Appeal> current;
+  int changes = 0;
+  int corrections = 0;  // changes to an appeal already closed, and disappearances
+  int mismatched = 0;   // a change whose before and after are different appeals: a bug
 };
 
 }  // namespace replywatch::testing

@@ -28,7 +28,7 @@ bool parse_fault(const std::string& spec, FakeBotApi::Fault& fault, int& count,
   count = 1;
   ms = std::chrono::milliseconds(0);
   bool found = false;
-  for (auto f : {FakeBotApi::Fault::too_many_requests, FakeBotApi::Fault::server_error,
+  for (auto f : {FakeBotApi::Fault::none, FakeBotApi::Fault::too_many_requests, FakeBotApi::Fault::server_error,
                  FakeBotApi::Fault::slow, FakeBotApi::Fault::truncated,
                  FakeBotApi::Fault::invalid_json, FakeBotApi::Fault::duplicate,
                  FakeBotApi::Fault::conflict, FakeBotApi::Fault::unauthorized,
