@@ -197,6 +197,32 @@ void state_per_message(std::size_t appeals, std::mt19937_64& rng) {
               static_cast<double>(rss_after - rss_before) / static_cast<double>(events.size()));
 }
 
+/// Fixed cost of a conversation: many conversations of one message each.
+void per_conversation(std::size_t conversations) {
+  auto r = std::make_shared<pipeline::Registry>();
+  pipeline::Agency a;
+  a.id = "bench";
+  a.name = "Bench";
+  for (std::size_t i = 0; i < conversations; ++i) {
+    a.conversations.push_back({pipeline::Source::telegram, kChat - static_cast<std::int64_t>(i)});
+  }
+  r->agencies = {a};
+  r->index();
+  NullSink sink;
+  pipeline::Pairing one(r, sink);
+  pipeline::Event e;
+  e.message_id = 1;
+  e.author = 1'000'001;
+  e.time = 1'780'000'000;
+  for (std::size_t i = 0; i < conversations; ++i) {
+    e.conversation = kChat - static_cast<std::int64_t>(i);
+    one.on_event(e);
+  }
+  const auto m = one.memory();
+  std::printf("   per conversation (%zu conversations, one appeal each): %.0f B\n", conversations,
+              static_cast<double>(m.total()) / static_cast<double>(conversations));
+}
+
 void delay_until_final(std::size_t appeals, std::mt19937_64& rng) {
   constexpr std::int64_t kPoll = 10, kLateness = 300;
   auto config = std::make_shared<daemon::Config>();
@@ -309,6 +335,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(seed);
   id_record(messages, rng);
   state_per_message(messages / 2, rng);
+  per_conversation(10'000);
   delay_until_final(20'000, rng);
   out_of_order(messages / 2, runs, rng);
   return 0;

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <queue>
@@ -90,6 +91,7 @@ class AppealStore {
     std::int64_t message = 0;
     pipeline::Source source = pipeline::Source::telegram;
     friend bool operator==(const Id&, const Id&) = default;
+    static constexpr Id flat_empty() { return {std::numeric_limits<std::int64_t>::min(), 0, {}}; }
     friend auto operator<=>(const Id&, const Id&) = default;
   };
   struct IdHash {

@@ -8,6 +8,7 @@
 #include "connectors/telegram_export/export_parser.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <filesystem>
 #include <unordered_map>
 
@@ -96,19 +97,53 @@ Result<void> read_ndjson(const std::string& path, const pipeline::Registry& regi
   }
 }
 
-/// Keeps every appeal as the engine last reported it.
+/// Streams every change into the statistics (taking back what a correction undoes —
+/// with sorted input only a deletion followed by an answer does that), counts withdrawn
+/// appeals, and with --appeals keeps every appeal as last reported.
 class Collector : public pipeline::AppealSink {
  public:
+  struct Id {
+    std::int64_t conversation = 0;
+    std::int64_t message = 0;
+    pipeline::Source source = pipeline::Source::telegram;
+    friend bool operator==(const Id&, const Id&) = default;
+    static constexpr Id flat_empty() { return {std::numeric_limits<std::int64_t>::min(), 0, {}}; }
+  };
+  struct IdHash {
+    std::uint64_t operator()(const Id& id) const {
+      return pipeline::mix_hash(static_cast<std::uint64_t>(id.conversation) * 0xC2B2AE3D27D4EB4Full ^
+                                static_cast<std::uint64_t>(id.message) ^
+                                (static_cast<std::uint64_t>(id.source) << 59));
+    }
+  };
+
+  Collector(pipeline::ExactStats& stats, ReplayResult::Withdrawn& withdrawn, bool keep)
+      : stats_(stats), withdrawn_(withdrawn), keep_(keep) {}
+
   void on_appeal(const pipeline::Appeal* before, const pipeline::Appeal* after) override {
-    const auto& id = after ? *after : *before;
-    const auto key = std::make_tuple(static_cast<int>(id.source), id.conversation, id.opened_message);
+    if (before) {
+      stats_.remove_closed(*before);  // no-op unless it was answered or unanswered
+      if (before->status == pipeline::AppealStatus::withdrawn) --withdrawn_[{before->agency, before->kind}];
+    }
     if (after) {
-      appeals[key] = *after;
-    } else {
-      appeals.erase(key);
+      stats_.add_closed(*after);  // no-op unless answered or unanswered
+      if (after->status == pipeline::AppealStatus::withdrawn) ++withdrawn_[{after->agency, after->kind}];
+    }
+    if (!keep_) return;
+    const auto& a = after ? *after : *before;
+    const Id id{a.conversation, a.opened_message, a.source};
+    if (!after) {
+      appeals.erase(id);
+    } else if (auto [slot, inserted] = appeals.try_emplace(id, *after); !inserted) {
+      *slot = *after;
     }
   }
-  std::map<std::tuple<int, std::int64_t, std::int64_t>, pipeline::Appeal> appeals;
+  pipeline::FlatMap<Id, pipeline::Appeal, IdHash> appeals;
+
+ private:
+  pipeline::ExactStats& stats_;
+  ReplayResult::Withdrawn& withdrawn_;
+  bool keep_;
 };
 
 bool is_ndjson(const std::string& path) {
@@ -175,7 +210,8 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
   if (options.progress) progress << "\r\x1b[K" << std::flush;
   if (options.clock) result.clock = options.clock;
 
-  Collector collector;
+  result.stats = std::make_unique<pipeline::ExactStats>(registry);
+  Collector collector(*result.stats, result.withdrawn, options.keep_appeals);
   pipeline::Pairing pairing(registry, collector);
   auto by_id = [](const Event& a, const Event& b) { return a.message_id < b.message_id; };
   for (const auto& key : order) {
@@ -187,21 +223,13 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
     for (const Event& e : events) pairing.on_event(e);
     std::vector<Event>().swap(events);
   }
-  if (result.clock) pairing.expire(*result.clock);
-
-  result.stats = std::make_unique<pipeline::ExactStats>(registry);
-  for (const auto& [key, a] : collector.appeals) {
-    switch (a.status) {
-      case pipeline::AppealStatus::open:
-        result.stats->add_open(a, result.clock.value_or(a.opened_at));
-        break;
-      case pipeline::AppealStatus::withdrawn:  // deleted: in no statistic, only counted
-        ++result.withdrawn[{a.agency, a.kind}];
-        break;
-      default:
-        result.stats->add_closed(a);
-    }
-    if (options.keep_appeals) result.appeals.push_back(a);
+  if (result.clock) {
+    pairing.expire(*result.clock);
+    pairing.for_each_open([&](const pipeline::Appeal& a) { result.stats->add_open(a, *result.clock); });
+  }
+  if (options.keep_appeals) {
+    collector.appeals.for_each(
+        [&](const Collector::Id&, const pipeline::Appeal& a) { result.appeals.push_back(a); });
   }
   result.pairing = pairing.counters();
   std::sort(result.appeals.begin(), result.appeals.end(),

@@ -42,7 +42,8 @@ struct ReplayResult {
   std::uint64_t messages = 0;            // well-formed messages read
   std::vector<pipeline::Appeal> appeals;  // sorted by agency, conversation, opened message
   /// Appeals withdrawn (their message deleted before an answer), per agency and kind.
-  std::map<std::pair<std::int32_t, pipeline::AppealKind>, std::uint64_t> withdrawn;
+  using Withdrawn = std::map<std::pair<std::int32_t, pipeline::AppealKind>, std::uint64_t>;
+  Withdrawn withdrawn;
   std::unique_ptr<pipeline::ExactStats> stats;
   pipeline::PairingCounters pairing;
 };

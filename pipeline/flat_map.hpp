@@ -1,11 +1,15 @@
 // A small open-addressing hash map for the pairing hot path: linear probing,
 // power-of-two capacity, backward-shift deletion (no tombstones), no per-entry
 // allocation. std::unordered_map costs an allocation and a pointer chase per
-// message, which alone would eat most of the replay's per-message budget.
+// message, which alone would eat most of the replay's per-message budget. An empty
+// slot holds a sentinel key (FlatKey<K>::empty()), so a probe reads one cache line,
+// not an occupancy array and then the slot.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -23,6 +27,21 @@ struct PairKey {
   std::int64_t a = 0;
   std::int64_t b = 0;
   friend bool operator==(const PairKey&, const PairKey&) = default;
+  /// The key an empty slot holds: no id is the most negative int64.
+  static constexpr PairKey flat_empty() {
+    return {std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::min()};
+  }
+};
+
+/// The sentinel of a key type: a key that is never inserted. Key types other than
+/// int64 provide it as a static flat_empty().
+template <class K>
+struct FlatKey {
+  static constexpr K empty() { return K::flat_empty(); }
+};
+template <>
+struct FlatKey<std::int64_t> {
+  static constexpr std::int64_t empty() { return std::numeric_limits<std::int64_t>::min(); }
 };
 
 struct FlatHash {
@@ -52,8 +71,8 @@ class FlatMap {
   V* find(const K& key) {
     if (size_ == 0) return nullptr;
     for (std::size_t i = slot_of(key);; i = (i + 1) & mask_) {
-      if (!used_[i]) return nullptr;
       if (slots_[i].first == key) return &slots_[i].second;
+      if (vacant(i)) return nullptr;
     }
   }
   const V* find(const K& key) const { return const_cast<FlatMap*>(this)->find(key); }
@@ -61,12 +80,12 @@ class FlatMap {
 
   /// Inserts `value` unless `key` is present. Returns the stored value and whether it is new.
   std::pair<V*, bool> try_emplace(const K& key, const V& value) {
+    assert(!(key == FlatKey<K>::empty()) && "the sentinel key cannot be stored");
     if ((size_ + 1) * 4 > capacity() * 3) grow();
     std::size_t i = slot_of(key);
-    for (; used_[i]; i = (i + 1) & mask_) {
+    for (; !vacant(i); i = (i + 1) & mask_) {
       if (slots_[i].first == key) return {&slots_[i].second, false};
     }
-    used_[i] = 1;
     slots_[i] = Slot{key, value};
     ++size_;
     return {&slots_[i].second, true};
@@ -76,13 +95,13 @@ class FlatMap {
     if (size_ == 0) return false;
     std::size_t i = slot_of(key);
     for (;; i = (i + 1) & mask_) {
-      if (!used_[i]) return false;
+      if (vacant(i)) return false;
       if (slots_[i].first == key) break;
     }
     // Backward shift: pull later members of the probe run into the hole so lookups
     // never need tombstones.
     std::size_t hole = i;
-    for (std::size_t j = (i + 1) & mask_; used_[j]; j = (j + 1) & mask_) {
+    for (std::size_t j = (i + 1) & mask_; !vacant(j); j = (j + 1) & mask_) {
       const std::size_t home = slot_of(slots_[j].first);
       const bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
       if (movable) {
@@ -90,15 +109,15 @@ class FlatMap {
         hole = j;
       }
     }
-    used_[hole] = 0;
+    slots_[hole] = Slot{FlatKey<K>::empty(), V{}};  // also frees what the value held
     --size_;
     return true;
   }
 
   template <class F>
   void for_each(F&& f) const {
-    for (std::size_t i = 0; i < used_.size(); ++i) {
-      if (used_[i]) f(slots_[i].first, slots_[i].second);
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (!vacant(i)) f(slots_[i].first, slots_[i].second);
     }
   }
 
@@ -113,39 +132,33 @@ class FlatMap {
 
   void clear() {
     slots_.clear();
-    used_.clear();
     size_ = 0;
     mask_ = 0;
   }
 
   /// Bytes held by the table (for memory accounting in benchmarks).
-  std::size_t memory_bytes() const {
-    return slots_.capacity() * sizeof(Slot) + used_.capacity();
-  }
+  std::size_t memory_bytes() const { return slots_.capacity() * sizeof(Slot); }
 
  private:
-  std::size_t capacity() const { return used_.size(); }
+  std::size_t capacity() const { return slots_.size(); }
   std::size_t slot_of(const K& key) const { return Hash{}(key) & mask_; }
+  bool vacant(std::size_t i) const { return slots_[i].first == FlatKey<K>::empty(); }
 
   void grow() { rehash(capacity() == 0 ? 16 : capacity() * 2); }
 
   void rehash(std::size_t next) {
-    std::vector<Slot> old_slots(next);
-    std::vector<std::uint8_t> old_used(next, 0);
-    old_slots.swap(slots_);
-    old_used.swap(used_);
+    std::vector<Slot> old(next, Slot{FlatKey<K>::empty(), V{}});
+    old.swap(slots_);
     mask_ = next - 1;
-    for (std::size_t i = 0; i < old_used.size(); ++i) {
-      if (!old_used[i]) continue;
-      std::size_t j = slot_of(old_slots[i].first);
-      while (used_[j]) j = (j + 1) & mask_;
-      used_[j] = 1;
-      slots_[j] = std::move(old_slots[i]);
+    for (Slot& s : old) {
+      if (s.first == FlatKey<K>::empty()) continue;
+      std::size_t j = slot_of(s.first);
+      while (!vacant(j)) j = (j + 1) & mask_;
+      slots_[j] = std::move(s);
     }
   }
 
   std::vector<Slot> slots_;
-  std::vector<std::uint8_t> used_;
   std::size_t size_ = 0;
   std::size_t mask_ = 0;
 };

@@ -53,11 +53,13 @@ std::int64_t decided_at(const Appeal& a, std::int64_t horizon_secs) {
 
 namespace {
 
-constexpr int kFlagBits = 4;
+constexpr int kFlagBits = 5;
+constexpr std::int32_t kUnknownAccount = -2;  // look the responder up in the registry
 constexpr std::uint64_t kClassMask = 7;
 constexpr std::uint64_t kPendingBit = 8;
-// Times are packed with four flag bits; ±2^58 s is far beyond any platform's range.
-constexpr std::int64_t kTimeBound = std::int64_t{1} << 58;
+constexpr std::uint64_t kPresentBit = 16;  // a slot of MessageTable's dense window in use
+// Times are packed with five flag bits; ±2^57 s is far beyond any platform's range.
+constexpr std::int64_t kTimeBound = std::int64_t{1} << 57;
 
 std::int64_t clamp_time(std::int64_t t) { return std::clamp(t, -kTimeBound, kTimeBound); }
 
@@ -72,13 +74,88 @@ struct Entry {
 
   static std::uint64_t pack(std::int64_t time, AuthorClass cls, bool pending) {
     return (static_cast<std::uint64_t>(clamp_time(time)) << kFlagBits) |
-           (pending ? kPendingBit : 0) | static_cast<std::uint64_t>(cls);
+           (pending ? kPendingBit : 0) | kPresentBit | static_cast<std::uint64_t>(cls);
   }
+  bool present() const { return (packed & kPresentBit) != 0; }
   std::int64_t time() const { return static_cast<std::int64_t>(packed) >> kFlagBits; }
   AuthorClass cls() const { return static_cast<AuthorClass>(packed & kClassMask); }
   /// Its thread is a missing message that may still arrive (and change the thread).
   bool pending() const { return (packed & kPendingBit) != 0; }
   void set_pending(bool on) { packed = on ? packed | kPendingBit : packed & ~kPendingBit; }
+};
+
+/// Retained messages by id. Chats number their messages one by one, so most ids fall in
+/// a dense window indexed by id − base: inserting is sequential and recent parents are
+/// in cache. Ids far outside it (an old message arriving late, sparse 64-bit ids) go to
+/// a hash table.
+class MessageTable {
+ public:
+  Entry* find(std::int64_t id) {
+    if (in_window(id)) {
+      Entry& e = window_[static_cast<std::size_t>(id - base_)];
+      if (e.present()) return &e;
+    }
+    return overflow_.empty() ? nullptr : overflow_.find(id);
+  }
+  const Entry* find(std::int64_t id) const { return const_cast<MessageTable*>(this)->find(id); }
+
+  std::pair<Entry*, bool> try_emplace(std::int64_t id, const Entry& e) {
+    if (Entry* found = find(id)) return {found, false};
+    if (window_.empty() && overflow_.empty()) base_ = id;
+    const std::int64_t end = base_ + static_cast<std::int64_t>(window_.size());
+    const std::int64_t gap = std::max<std::int64_t>(64, static_cast<std::int64_t>(window_.size()) / 4);
+    if (in_window(id) || (id >= end && id - end <= gap && (end > base_ || id == base_))) {
+      if (!in_window(id)) window_.resize(static_cast<std::size_t>(id - base_ + 1));
+      Entry& slot = window_[static_cast<std::size_t>(id - base_)];
+      slot = e;
+      ++dense_;
+      return {&slot, true};
+    }
+    return overflow_.try_emplace(id, e);
+  }
+
+  /// Forgets every message with an id below `bound`.
+  void erase_below(std::int64_t bound) {
+    if (bound > base_ && !window_.empty()) {
+      const auto n = static_cast<std::size_t>(
+          std::min<std::int64_t>(bound - base_, static_cast<std::int64_t>(window_.size())));
+      for (std::size_t i = 0; i < n; ++i) dense_ -= window_[i].present();
+      window_.erase(window_.begin(), window_.begin() + static_cast<std::ptrdiff_t>(n));
+      base_ += static_cast<std::int64_t>(n);
+    }
+    std::vector<std::int64_t> old;
+    overflow_.for_each([&](std::int64_t id, const Entry&) {
+      if (id < bound) old.push_back(id);
+    });
+    for (const std::int64_t id : old) overflow_.erase(id);
+  }
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < window_.size(); ++i) {
+      if (window_[i].present()) f(base_ + static_cast<std::int64_t>(i), window_[i]);
+    }
+    overflow_.for_each(f);
+  }
+
+  std::size_t size() const { return dense_ + overflow_.size(); }
+  std::size_t memory_bytes() const {
+    return window_.capacity() * sizeof(Entry) + overflow_.memory_bytes();
+  }
+  void shrink() {
+    window_.shrink_to_fit();
+    overflow_.shrink();
+  }
+
+ private:
+  bool in_window(std::int64_t id) const {
+    return id >= base_ && id - base_ < static_cast<std::int64_t>(window_.size());
+  }
+
+  std::int64_t base_ = 0;
+  std::vector<Entry> window_;  // [base_, base_ + size()); absent slots have packed == 0
+  std::size_t dense_ = 0;      // present slots of the window
+  FlatMap<std::int64_t, Entry> overflow_;
 };
 
 struct OpenAppeal {
@@ -112,6 +189,7 @@ struct Act {
   std::int64_t time = 0;
   std::int64_t author = 0;
   bool answer = false;
+  std::int32_t account = kUnknownAccount;  // the responder's account, when already known
 };
 
 struct Fold {
@@ -145,7 +223,7 @@ struct Pairing::Conversation {
   IdSet ids;                // every message id ever applied (or recorded as too old)
   IdSet deleted;            // ids named by deletions
   IdSet forgotten_roots;    // forgotten messages whose replies pair exactly without them
-  FlatMap<std::int64_t, Entry> messages;
+  MessageTable messages;
   FlatMap<PairKey, PairState> pairs;      // (citizen, thread)
   FlatMap<PairKey, OpenAppeal> base_open;  // appeals open across a pair's base
   FlatMap<PairKey, Empty> seen_only;       // pairs whose only remaining state is "appealed"
@@ -156,12 +234,25 @@ namespace {
 
 using Conv = Pairing::Conversation;
 
+}  // namespace
+
+/// Buffers the folds reuse from event to event: allocating them per event would cost
+/// more than the fold itself.
+struct Pairing::Scratch {
+  std::vector<Act> acts;
+  std::vector<Appeal> before, after;
+};
+
+namespace {
+
 /// The rule machinery over one conversation; short-lived, one per call.
 class Folder {
  public:
-  Folder(const Registry& registry, AppealSink& sink, PairingCounters& counters, Conv& c)
+  Folder(const Registry& registry, AppealSink& sink, PairingCounters& counters, Conv& c,
+         Pairing::Scratch& scratch)
       : registry_(registry), sink_(sink), counters_(counters), c_(c),
-        horizon_(registry.horizon_secs) {}
+        horizon_(registry.horizon_secs), acts_(scratch.acts), before_(scratch.before),
+        after_(scratch.after) {}
 
   AuthorClass classify(const Event& e, std::int32_t& account) const {
     account = -1;
@@ -215,10 +306,10 @@ class Folder {
     std::reverse(out.begin(), out.end());
   }
 
-  void chain_insert(PairState& st, std::int64_t id) {
-    Entry* e = entry(id);
+  void chain_insert(PairState& st, std::int64_t id, Entry* e = nullptr) {
+    if (!e) e = entry(id);
     if (st.last < id) {
-      e->prev = entry(st.last) ? st.last : 0;
+      e->prev = st.last;  // 0, or a retained message (forgetting clears it otherwise)
       st.last = id;
       return;
     }
@@ -308,8 +399,12 @@ class Folder {
     a.answer_message = answer.id;
     a.answered_at = answer.time;
     a.responder = answer.author;
-    const AccountLookup found = registry_.lookup_account(c_.source, answer.author);
-    a.responder_account = found.agency == c_.agency ? found.account : -1;
+    if (answer.account != kUnknownAccount) {
+      a.responder_account = answer.account;
+    } else {
+      const AccountLookup found = registry_.lookup_account(c_.source, answer.author);
+      a.responder_account = found.agency == c_.agency ? found.account : -1;
+    }
     // Message order is authoritative; a clock that runs backwards yields 0, not a negative time.
     a.reply_seconds = std::max<std::int64_t>(0, answer.time - f.opened_at);
     const auto& calendar = registry_.agencies[static_cast<std::size_t>(c_.agency)].calendar;
@@ -432,12 +527,12 @@ class Folder {
     en.author = e.author;
     en.target = d.target;
     en.packed = Entry::pack(e.time, cls, d.pending);
-    c_.messages.try_emplace(e.message_id, en);
+    Entry* stored = c_.messages.try_emplace(e.message_id, en).first;
     const bool in_order = e.message_id > c_.frontier;
     c_.frontier = std::max(c_.frontier, e.message_id);
     if (in_order) {
       register_pending(e.message_id, e.reply_to, d);
-      if (d.target != 0) step({d.target, d.thread}, e.message_id);
+      if (d.target != 0) step({d.target, d.thread}, e.message_id, stored, account);
     } else {
       repair(e.message_id, e.reply_to, d);
     }
@@ -458,16 +553,26 @@ class Folder {
   }
 
   /// In message order: one step of one pair's fold.
-  void step(const PairKey& key, std::int64_t id) {
+  void step(const PairKey& key, std::int64_t id, Entry* e, std::int32_t account) {
     PairState& st = pair(key);
+    Fold s = current_of(st);
+    Act act = act_of(id, *e);
+    act.account = account;
+    // The common steps that change no appeal: a message joining the open appeal, an
+    // official reply with none open. Only the chain grows.
+    const bool joins = !act.answer && s.open && act.time <= s.opened_at + horizon_;
+    if (joins || (act.answer && !s.open)) {
+      chain_insert(st, id, e);
+      return;
+    }
     before_.clear();
     after_.clear();
-    Fold s = current_of(st);
-    if (s.open) fold(key, s, {}, &before_, nullptr);
-    acts_.assign(1, act_of(id, *entry(id)));
+    acts_.clear();
+    if (s.open) fold(key, s, acts_, &before_, nullptr);
+    acts_.push_back(act);
     Fold end;
     fold(key, s, acts_, &after_, &end);
-    chain_insert(st, id);
+    chain_insert(st, id, e);
     set_current(st, end);
     emit(before_, after_);
   }
@@ -636,7 +741,7 @@ class Folder {
       // A reply to it later pairs exactly without it: a root that is no citizen's message.
       if (e.thread == id && e.cls() != AuthorClass::citizen) c_.forgotten_roots.insert(id);
     });
-    for (const std::int64_t id : old) c_.messages.erase(id);
+    c_.messages.erase_below(bound);
     // One past the last id forgotten, not `bound`: ids between were never seen, and such
     // a message arriving later still pairs exactly (no base holds anything after it).
     if (!old.empty()) c_.boundary = *std::max_element(old.begin(), old.end()) + 1;
@@ -686,14 +791,15 @@ class Folder {
   PairingCounters& counters_;
   Conv& c_;
   std::int64_t horizon_;
-  std::vector<Act> acts_;
-  std::vector<Appeal> before_, after_;
+  std::vector<Act>& acts_;
+  std::vector<Appeal>& before_;
+  std::vector<Appeal>& after_;
 };
 
 }  // namespace
 
 Pairing::Pairing(std::shared_ptr<const Registry> registry, AppealSink& sink)
-    : registry_(std::move(registry)), sink_(sink) {}
+    : registry_(std::move(registry)), sink_(sink), scratch_(std::make_unique<Scratch>()) {}
 
 Pairing::~Pairing() = default;
 
@@ -743,7 +849,7 @@ Applied Pairing::on_event(const Event& e) {
     ++counters_.unowned;
     return Applied::unowned;
   }
-  Folder folder(*registry_, sink_, counters_, *c);
+  Folder folder(*registry_, sink_, counters_, *c, *scratch_);
   if (e.kind == EventKind::edit) {
     ++counters_.edits;
     return Applied::edit;
@@ -753,11 +859,10 @@ Applied Pairing::on_event(const Event& e) {
     folder.remove(e.message_id);
     return Applied::deletion;
   }
-  if (c->ids.contains(e.message_id)) {
+  if (!c->ids.insert(e.message_id)) {
     ++counters_.duplicates;
     return Applied::duplicate;
   }
-  c->ids.insert(e.message_id);
   const bool too_old = e.message_id < c->boundary ||
                        (retention_ > 0 && c->clock != kNoClock && e.time < c->clock - retention_);
   if (too_old) {
@@ -773,7 +878,7 @@ void Pairing::advance(const std::function<std::int64_t(Source, std::int64_t)>& c
     Conversation& c = *conv;
     const std::int64_t clock = clock_of(c.source, c.id);
     if (clock == kNoClock) continue;
-    Folder folder(*registry_, sink_, counters_, c);
+    Folder folder(*registry_, sink_, counters_, c, *scratch_);
     if (clock > c.clock) {
       const std::int64_t previous = c.clock;
       c.clock = clock;

@@ -168,6 +168,7 @@ class Pairing {
   Result<void> restore(std::string_view in);
 
   struct Conversation;  // defined in pairing.cpp
+  struct Scratch;
 
  private:
   Conversation* conversation_for(const Event& event);
@@ -182,6 +183,7 @@ class Pairing {
   std::vector<std::unique_ptr<Conversation>> conversations_;
   Conversation* last_ = nullptr;  // events come in runs of one conversation
   PairingCounters counters_;
+  std::unique_ptr<Scratch> scratch_;
 };
 
 template <class F>

@@ -73,6 +73,34 @@ void ExactStats::add_closed(const Appeal& a) {
   }
 }
 
+void ExactStats::remove_closed(const Appeal& a) {
+  if (a.status != AppealStatus::answered && a.status != AppealStatus::unanswered) return;
+  Accumulator& acc = slot(a);
+  auto erase_one = [](auto& v, const auto& x) {
+    const auto it = std::find(v.begin(), v.end(), x);
+    if (it != v.end()) v.erase(it);
+  };
+  auto same = [](const SurvivalSample& x, const SurvivalSample& y) {
+    return x.seconds == y.seconds && x.answered == y.answered;
+  };
+  auto erase_sample = [&](const SurvivalSample& x) {
+    const auto it = std::find_if(acc.survival.begin(), acc.survival.end(),
+                                 [&](const SurvivalSample& s) { return same(s, x); });
+    if (it != acc.survival.end()) acc.survival.erase(it);
+  };
+  if (a.status == AppealStatus::answered) {
+    if (acc.answered > 0) --acc.answered;
+    erase_one(acc.reply, a.reply_seconds);
+    erase_one(acc.business, a.business_reply_seconds);
+    erase_sample({a.reply_seconds, true});
+    const auto& target = registry_->agencies[static_cast<std::size_t>(a.agency)].target_business_secs;
+    if (target && a.business_reply_seconds <= *target && acc.within_target > 0) --acc.within_target;
+  } else {
+    if (acc.unanswered > 0) --acc.unanswered;
+    erase_sample({registry_->horizon_secs, false});
+  }
+}
+
 void ExactStats::add_open(const Appeal& a, std::int64_t clock) {
   Accumulator& acc = slot(a);
   ++acc.open;

@@ -49,6 +49,9 @@ class ExactStats {
 
   /// An answered or unanswered appeal (withdrawn ones are in no statistic: ignored).
   void add_closed(const Appeal& appeal);
+  /// Takes back exactly what add_closed() put in for the same appeal (a correction;
+  /// rare, and linear in the number of appeals of its agency and kind).
+  void remove_closed(const Appeal& appeal);
   /// An appeal still open at `clock` (censored at clock − opened_at).
   void add_open(const Appeal& appeal, std::int64_t clock);
 

@@ -8,10 +8,17 @@
 // the brute-force reading of the rules at the conversations' clock, and its counters,
 // less their corrections, must count exactly those appeals.
 #include "daemon/engine.hpp"
+#include "daemon/replay.hpp"
 #include "tests/support/pairing_reference.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <doctest/doctest.h>
 #include <prometheus/text_serializer.h>
+
+#include <unistd.h>
 
 using namespace replywatch;
 using namespace replywatch::testing;
@@ -139,6 +146,42 @@ Outcome run(const std::vector<Event>& history, std::shared_ptr<const daemon::Con
     out.inexact += h.late[1] + h.late[2];
   }
   return out;
+}
+
+/// `replywatch replay` on the history written as a normalized-event file, at `clock`.
+std::vector<Appeal> replay_of(const std::vector<Event>& history, std::shared_ptr<const daemon::Config> config,
+                              std::int64_t clock, int round) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("replywatch_engine_metamorphic_" + std::to_string(::getpid()) + "_" +
+                     std::to_string(round) + ".ndjson");
+  {
+    std::ofstream out(path);
+    for (const Event& e : history) {
+      const char* kind = e.kind == EventKind::service  ? "service"
+                         : e.kind == EventKind::edit   ? "edit"
+                         : e.kind == EventKind::remove ? "delete"
+                                                       : "message";
+      const char* hint = e.author_hint == AuthorHint::bot                 ? "bot"
+                         : e.author_hint == AuthorHint::automatic_forward ? "automatic_forward"
+                         : e.author_hint == AuthorHint::chat              ? "chat"
+                                                                          : "user";
+      out << "{\"source\":\"telegram\",\"conversation\":\"" << e.conversation
+          << "\",\"message_id\":" << e.message_id << ",\"author\":\"" << e.author
+          << "\",\"author_kind\":\"" << hint << "\",\"time\":" << e.time << ",\"kind\":\"" << kind
+          << "\"";
+      if (e.reply_to != 0) out << ",\"reply_to\":" << e.reply_to;
+      out << "}\n";
+    }
+  }
+  daemon::ReplayOptions options;
+  options.inputs = {path.string()};
+  options.clock = clock;
+  options.keep_appeals = true;
+  std::ostringstream progress;
+  auto result = daemon::run_replay(config->registry, options, progress);
+  std::filesystem::remove(path);
+  REQUIRE(result.rejected_files.empty());
+  return result.appeals;
 }
 
 void check_counters(const Outcome& got, const std::vector<Appeal>& want) {
