@@ -290,7 +290,10 @@ WindowSummary RollingStats::agency_summary(std::size_t agency, AppealKind kind, 
   collect(agencies_[agency].kinds[k], window, now, t);
   fill_answers(t, out);
   const std::uint64_t decided = t.answered + t.unanswered;
-  if (decided > 0) {
+  // In a window shorter than the horizon no appeal of the cohort can be unanswered yet:
+  // the ratios would read 1 for an agency that answered a few quickly and left the rest.
+  const bool decidable = kWindows[window].seconds >= registry_->horizon_secs;
+  if (decided > 0 && decidable) {
     out.answer_rate = static_cast<double>(t.answered) / static_cast<double>(decided);
     if (registry_->agencies[agency].target_business_secs) {
       out.within_target_rate = static_cast<double>(t.within_target) / static_cast<double>(decided);

@@ -57,11 +57,13 @@ struct WindowSummary {
   std::uint64_t unanswered = 0;
   std::uint64_t open = 0;  // agency summaries: the cohort's open appeals (from the caller)
   std::uint64_t within_target = 0;
-  /// answered / (answered + unanswered); nullopt without decided appeals, and always for
+  /// answered / (answered + unanswered); nullopt without decided appeals, in windows
+  /// shorter than the horizon (no appeal of theirs can be unanswered yet), and always for
   /// responders and branches (an unanswered appeal has no responder).
   std::optional<double> answer_rate;
-  /// within_target / (answered + unanswered), when the agency has a target. For responders
-  /// and branches the denominator is their answers alone.
+  /// within_target / (answered + unanswered), when the agency has a target (and, as
+  /// answer_rate, not in windows shorter than the horizon). For responders and branches the
+  /// denominator is their answers alone.
   std::optional<double> within_target_rate;
   /// Reply seconds, from the sketch: within its relative accuracy of the exact quantile.
   std::optional<double> median, p90, p99;
