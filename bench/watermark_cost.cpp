@@ -133,6 +133,15 @@ std::vector<pipeline::Event> stream(std::size_t appeals, std::int64_t start, std
   return out;
 }
 
+/// The resident set, from /proc/self/statm.
+long resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  long pages = 0, rss = 0;
+  if (f && std::fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+  if (f) std::fclose(f);
+  return rss * 4096;
+}
+
 struct NullSink : pipeline::AppealSink {
   std::uint64_t changes = 0;
   void on_appeal(const pipeline::Appeal*, const pipeline::Appeal*) override { ++changes; }
@@ -175,22 +184,10 @@ void state_per_message(std::size_t appeals, std::mt19937_64& rng) {
       s.apply(copy ? &*copy : nullptr, a);
     }
   } store_sink(store);
-  const long rss_before = [] {
-    std::FILE* f = std::fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (f && std::fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-    if (f) std::fclose(f);
-    return rss * 4096;
-  }();
+  const long rss_before = resident_bytes();
   pipeline::Pairing feeding(reg, store_sink);
   for (const auto& e : events) feeding.on_event(e);
-  const long rss_after = [] {
-    std::FILE* f = std::fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (f && std::fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-    if (f) std::fclose(f);
-    return rss * 4096;
-  }();
+  const long rss_after = resident_bytes();
   std::printf("   appeal store: %zu appeals; pairing + store grew the resident set by %.1f B per "
               "appeal (%.1f B per message)\n",
               store.size(), static_cast<double>(rss_after - rss_before) / static_cast<double>(store.size()),

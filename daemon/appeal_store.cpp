@@ -34,12 +34,7 @@ std::size_t corrected_index(AppealStatus s) {
 }
 
 void put_string(BinaryWriter& w, const std::string& s) { w.put_bytes(s); }
-bool get_string(BinaryReader& r, std::string& s) {
-  std::string_view v;
-  if (!r.get_bytes(v)) return false;
-  s.assign(v);
-  return true;
-}
+bool get_string(BinaryReader& r, std::string& s) { return r.get_string(s); }
 void put_double(BinaryWriter& w, double d) {
   std::uint64_t bits = 0;
   std::memcpy(&bits, &d, sizeof bits);
@@ -51,6 +46,18 @@ bool get_double(BinaryReader& r, double& d) {
   std::memcpy(&d, &bits, sizeof d);
   return true;
 }
+
+void put_key(BinaryWriter& w, const AppealKey& k) {
+  put_string(w, std::get<0>(k));
+  put_string(w, std::get<1>(k));
+  put_string(w, std::get<2>(k));
+}
+bool get_key(BinaryReader& r, AppealKey& k) {
+  return get_string(r, std::get<0>(k)) && get_string(r, std::get<1>(k)) &&
+         get_string(r, std::get<2>(k));
+}
+
+}  // namespace
 
 void put_histogram(BinaryWriter& w, const Histogram& h) {
   w.put(static_cast<std::uint64_t>(h.counts.size()));
@@ -68,18 +75,6 @@ bool get_histogram(BinaryReader& r, Histogram& h) {
   }
   return get_double(r, h.sum) && r.get(h.count);
 }
-
-void put_key(BinaryWriter& w, const AppealKey& k) {
-  put_string(w, std::get<0>(k));
-  put_string(w, std::get<1>(k));
-  put_string(w, std::get<2>(k));
-}
-bool get_key(BinaryReader& r, AppealKey& k) {
-  return get_string(r, std::get<0>(k)) && get_string(r, std::get<1>(k)) &&
-         get_string(r, std::get<2>(k));
-}
-
-}  // namespace
 
 const std::vector<double>& reply_buckets() {
   static const std::vector<double> kBounds = [] {
@@ -104,12 +99,6 @@ int hour_of_week(const pipeline::Agency& agency, std::int64_t t) {
   const std::int64_t weekday = ((days + 3) % 7 + 7) % 7;  // 1970-01-01 was a Thursday
   const std::int64_t hour = (local - days * 86400) / 3600;
   return static_cast<int>(weekday * 24 + hour);
-}
-
-std::uint64_t AppealStore::IdHash::operator()(const Id& id) const {
-  return pipeline::mix_hash(static_cast<std::uint64_t>(id.conversation) * 0xC2B2AE3D27D4EB4Full ^
-                            static_cast<std::uint64_t>(id.message) ^
-                            (static_cast<std::uint64_t>(id.source) << 59));
 }
 
 AppealStore::AppealStore(std::shared_ptr<const pipeline::Registry> registry)

@@ -5,6 +5,7 @@
 // counted as a correction.
 #pragma once
 
+#include "pipeline/binary.hpp"
 #include "pipeline/pairing.hpp"
 #include "pipeline/registry.hpp"
 
@@ -86,17 +87,8 @@ class AppealStore {
   Result<void> restore(std::string_view in);
 
  private:
-  struct Id {
-    std::int64_t conversation = 0;
-    std::int64_t message = 0;
-    pipeline::Source source = pipeline::Source::telegram;
-    friend bool operator==(const Id&, const Id&) = default;
-    static constexpr Id flat_empty() { return {std::numeric_limits<std::int64_t>::min(), 0, {}}; }
-    friend auto operator<=>(const Id&, const Id&) = default;
-  };
-  struct IdHash {
-    std::uint64_t operator()(const Id& id) const;
-  };
+  using Id = pipeline::AppealId;
+  using IdHash = pipeline::AppealIdHash;
   // Stored::counted values beyond the AppealStatus ones.
   static constexpr std::uint8_t kNotCounted = 0xFF;
   struct Stored {
@@ -109,7 +101,7 @@ class AppealStore {
   using Heap = std::priority_queue<std::pair<std::int64_t, Id>, std::vector<std::pair<std::int64_t, Id>>,
                                    std::greater<>>;
 
-  static Id id_of(const pipeline::Appeal& a) { return {a.conversation, a.opened_message, a.source}; }
+  static Id id_of(const pipeline::Appeal& a) { return Id::of(a); }
   AppealKey key_of(const Stored& s) const;
   /// The interned agency id of an agency index (or of an id read from a snapshot).
   std::uint32_t intern(std::int32_t agency);
@@ -131,5 +123,9 @@ class AppealStore {
 
 /// Hour of week of a unix time in an agency's zone: 0 = Monday 00:00–01:00.
 int hour_of_week(const pipeline::Agency& agency, std::int64_t t);
+
+/// Histograms in snapshots (the store's and the engine's ingest lag).
+void put_histogram(pipeline::BinaryWriter& w, const Histogram& h);
+bool get_histogram(pipeline::BinaryReader& r, Histogram& h);
 
 }  // namespace replywatch::daemon

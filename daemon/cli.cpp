@@ -61,7 +61,10 @@ constexpr const char* kRunHelp = R"(Usage:
   replywatch run --config FILE
 
 Runs the daemon until SIGTERM or SIGINT: the configured connectors feed the
-in-process bus, appeals are paired and expired on the wall clock, and the HTTP
+in-process bus, appeals are paired by the rules whatever the order messages
+arrive in, and expired on each conversation's clock (the watermark of the
+connectors that deliver it: the wall clock less daemon.lateness_secs once they
+have caught up); the HTTP
 server (daemon.listen, default 127.0.0.1:9464) serves /metrics, /healthz,
 /readyz, /api/v1/ranking and /api/v1/appeals. State is snapshotted to
 daemon.data_dir periodically and at shutdown, and restored at start.

@@ -29,34 +29,7 @@ constexpr std::uint32_t kSnapshotVersion = 2;
 std::string kind_label(AppealKind k) { return std::string(pipeline::to_string(k)); }
 
 void put_string(BinaryWriter& w, const std::string& s) { w.put_bytes(s); }
-bool get_string(BinaryReader& r, std::string& s) {
-  std::string_view v;
-  if (!r.get_bytes(v)) return false;
-  s.assign(v);
-  return true;
-}
-
-void put_histogram(BinaryWriter& w, const Histogram& h) {
-  w.put(static_cast<std::uint64_t>(h.counts.size()));
-  for (auto c : h.counts) w.put(c);
-  std::uint64_t bits = 0;
-  static_assert(sizeof bits == sizeof h.sum);
-  std::memcpy(&bits, &h.sum, sizeof bits);
-  w.put(bits);
-  w.put(h.count);
-}
-
-bool get_histogram(BinaryReader& r, Histogram& h) {
-  std::uint64_t n = 0, bits = 0;
-  if (!r.get_count(n, 8) || n != reply_buckets().size() + 1) return false;
-  h.counts.assign(n, 0);
-  for (auto& c : h.counts) {
-    if (!r.get(c)) return false;
-  }
-  if (!r.get(bits) || !r.get(h.count)) return false;
-  std::memcpy(&h.sum, &bits, sizeof bits);
-  return true;
-}
+bool get_string(BinaryReader& r, std::string& s) { return r.get_string(s); }
 
 prometheus::ClientMetric::Label label(std::string name, std::string value) {
   prometheus::ClientMetric::Label l;

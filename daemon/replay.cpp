@@ -102,20 +102,7 @@ Result<void> read_ndjson(const std::string& path, const pipeline::Registry& regi
 /// appeals, and with --appeals keeps every appeal as last reported.
 class Collector : public pipeline::AppealSink {
  public:
-  struct Id {
-    std::int64_t conversation = 0;
-    std::int64_t message = 0;
-    pipeline::Source source = pipeline::Source::telegram;
-    friend bool operator==(const Id&, const Id&) = default;
-    static constexpr Id flat_empty() { return {std::numeric_limits<std::int64_t>::min(), 0, {}}; }
-  };
-  struct IdHash {
-    std::uint64_t operator()(const Id& id) const {
-      return pipeline::mix_hash(static_cast<std::uint64_t>(id.conversation) * 0xC2B2AE3D27D4EB4Full ^
-                                static_cast<std::uint64_t>(id.message) ^
-                                (static_cast<std::uint64_t>(id.source) << 59));
-    }
-  };
+  using Id = pipeline::AppealId;
 
   Collector(pipeline::ExactStats& stats, ReplayResult::Withdrawn& withdrawn, bool keep)
       : stats_(stats), withdrawn_(withdrawn), keep_(keep) {}
@@ -131,14 +118,14 @@ class Collector : public pipeline::AppealSink {
     }
     if (!keep_) return;
     const auto& a = after ? *after : *before;
-    const Id id{a.conversation, a.opened_message, a.source};
+    const Id id = Id::of(a);
     if (!after) {
       appeals.erase(id);
     } else if (auto [slot, inserted] = appeals.try_emplace(id, *after); !inserted) {
       *slot = *after;
     }
   }
-  pipeline::FlatMap<Id, pipeline::Appeal, IdHash> appeals;
+  pipeline::FlatMap<Id, pipeline::Appeal, pipeline::AppealIdHash> appeals;
 
  private:
   pipeline::ExactStats& stats_;

@@ -65,6 +65,12 @@ class BinaryReader {
     pos_ += static_cast<std::size_t>(n);
     return true;
   }
+  bool get_string(std::string& s) {
+    std::string_view v;
+    if (!get_bytes(v)) return false;
+    s.assign(v);
+    return true;
+  }
   /// A count of items of at least `min_item_bytes` each: rejects counts the
   /// remaining bytes cannot hold, so a damaged count cannot force a huge allocation.
   bool get_count(std::uint64_t& n, std::size_t min_item_bytes) {

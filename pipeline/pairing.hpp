@@ -51,6 +51,26 @@ inline bool same_appeal(const Appeal& a, const Appeal& b) {
   return a.source == b.source && a.conversation == b.conversation &&
          a.opened_message == b.opened_message;
 }
+/// An appeal's identity as a hash key (FlatMap): the message that opened it.
+struct AppealId {
+  std::int64_t conversation = 0;
+  std::int64_t message = 0;
+  Source source = Source::telegram;
+  friend bool operator==(const AppealId&, const AppealId&) = default;
+  friend auto operator<=>(const AppealId&, const AppealId&) = default;
+  static AppealId of(const Appeal& a) { return {a.conversation, a.opened_message, a.source}; }
+  static constexpr AppealId flat_empty() {
+    return {std::numeric_limits<std::int64_t>::min(), 0, Source::telegram};
+  }
+};
+struct AppealIdHash {
+  std::uint64_t operator()(const AppealId& id) const {
+    return mix_hash(static_cast<std::uint64_t>(id.conversation) * 0xC2B2AE3D27D4EB4Full ^
+                    static_cast<std::uint64_t>(id.message) ^
+                    (static_cast<std::uint64_t>(id.source) << 59));
+  }
+};
+
 /// Everything the rules decide (the responder's account index is a registry lookup,
 /// not a rule, and is left out).
 bool same_outcome(const Appeal& a, const Appeal& b);
