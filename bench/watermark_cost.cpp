@@ -2,20 +2,20 @@
 // message (dense and sparse ids), the pairing state per retained message and per
 // (citizen, thread) pair, the appeal store per appeal, how long until a number is final
 // with a given lateness and poll interval, and the price of out-of-order delivery.
-#include "daemon/engine.hpp"
-#include "pipeline/id_set.hpp"
-#include "pipeline/pairing.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
-#include <optional>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "daemon/engine.hpp"
+#include "pipeline/id_set.hpp"
+#include "pipeline/pairing.hpp"
 
 namespace replywatch::bench {
 namespace {
@@ -55,11 +55,13 @@ void id_record(std::size_t n, std::mt19937_64& rng) {
     std::function<std::int64_t(std::size_t, std::int64_t)> next;
   };
   const Case cases[] = {
-      {"dense, 2% gaps (Telegram)", [&](std::size_t, std::int64_t prev) {
+      {"dense, 2% gaps (Telegram)",
+       [&](std::size_t, std::int64_t prev) {
          return prev + 1 + (rng() % 50 == 0 ? 1 + static_cast<std::int64_t>(rng() % 3) : 0);
        }},
       {"dense, no gaps", [](std::size_t, std::int64_t prev) { return prev + 1; }},
-      {"sparse snowflakes, 1/min", [&](std::size_t, std::int64_t prev) {
+      {"sparse snowflakes, 1/min",
+       [&](std::size_t, std::int64_t prev) {
          // Mastodon: milliseconds << 16 | sequence; a status a minute, give or take.
          const std::int64_t ms = (prev >> 16) + 30'000 + static_cast<std::int64_t>(rng() % 60'000);
          return (ms << 16) | static_cast<std::int64_t>(rng() % 1000);
@@ -168,17 +170,19 @@ void state_per_message(std::size_t appeals, std::mt19937_64& rng) {
   pairing.set_retention(7 * 86400 + 300);
   pairing.expire(events.back().time + 30 * 86400);
   const auto f = pairing.memory();
-  std::printf("   after every message is forgotten: id record %.2f B per message; pairs left "
-              "as \"appealed\" %.2f B each\n",
-              static_cast<double>(f.ids) / static_cast<double>(events.size()),
-              static_cast<double>(f.appeals) / static_cast<double>(pairs));
+  std::printf(
+      "   after every message is forgotten: id record %.2f B per message; pairs left "
+      "as \"appealed\" %.2f B each\n",
+      static_cast<double>(f.ids) / static_cast<double>(events.size()),
+      static_cast<double>(f.appeals) / static_cast<double>(pairs));
 
   daemon::AppealStore store(reg);
   struct StoreSink : pipeline::AppealSink {
     daemon::AppealStore& s;
     explicit StoreSink(daemon::AppealStore& st) : s(st) {}
     void on_appeal(const pipeline::Appeal* b, const pipeline::Appeal* a) override {
-      const pipeline::Appeal* old = b ? s.find(b->source, b->conversation, b->opened_message) : nullptr;
+      const pipeline::Appeal* old =
+          b ? s.find(b->source, b->conversation, b->opened_message) : nullptr;
       std::optional<pipeline::Appeal> copy;
       if (old) copy = *old;
       s.apply(copy ? &*copy : nullptr, a);
@@ -188,10 +192,11 @@ void state_per_message(std::size_t appeals, std::mt19937_64& rng) {
   pipeline::Pairing feeding(reg, store_sink);
   for (const auto& e : events) feeding.on_event(e);
   const long rss_after = resident_bytes();
-  std::printf("   appeal store: %zu appeals; pairing + store grew the resident set by %.1f B per "
-              "appeal (%.1f B per message)\n",
-              store.size(), static_cast<double>(rss_after - rss_before) / static_cast<double>(store.size()),
-              static_cast<double>(rss_after - rss_before) / static_cast<double>(events.size()));
+  std::printf(
+      "   appeal store: %zu appeals; pairing + store grew the resident set by %.1f B per "
+      "appeal (%.1f B per message)\n",
+      store.size(), static_cast<double>(rss_after - rss_before) / static_cast<double>(store.size()),
+      static_cast<double>(rss_after - rss_before) / static_cast<double>(events.size()));
 }
 
 /// Fixed cost of a conversation: many conversations of one message each.
@@ -260,10 +265,11 @@ void delay_until_final(std::size_t appeals, std::mt19937_64& rng) {
   }
   std::sort(delays.begin(), delays.end());
   if (delays.empty()) return;
-  std::printf("3. delay until an answer is final (poll every %lld s, lateness %lld s), %zu answers: "
-              "median %.0f s, p99 %.0f s, max %.0f s\n",
-              static_cast<long long>(kPoll), static_cast<long long>(kLateness), delays.size(),
-              delays[delays.size() / 2], delays[delays.size() * 99 / 100], delays.back());
+  std::printf(
+      "3. delay until an answer is final (poll every %lld s, lateness %lld s), %zu answers: "
+      "median %.0f s, p99 %.0f s, max %.0f s\n",
+      static_cast<long long>(kPoll), static_cast<long long>(kLateness), delays.size(),
+      delays[delays.size() / 2], delays[delays.size() * 99 / 100], delays.back());
 }
 
 void out_of_order(std::size_t appeals, int runs, std::mt19937_64& rng) {

@@ -2,10 +2,10 @@
 // so a correction takes back exactly what was counted.
 #include "daemon/appeal_store.hpp"
 
-#include "pipeline/binary.hpp"
-
 #include <algorithm>
 #include <cstring>
+
+#include "pipeline/binary.hpp"
 
 namespace replywatch::daemon {
 
@@ -257,7 +257,7 @@ void AppealStore::set_registry(std::shared_ptr<const pipeline::Registry> registr
     a.agency = registry_->agency_index(agency_names_[s.agency]);
     if (a.status == AppealStatus::answered && a.agency >= 0) {
       const auto found = registry_->lookup_account(a.source, a.responder);
-      a.responder_account = found.agency == a.agency ? found.account
+      a.responder_account = found.agency == a.agency        ? found.account
                             : a.responder == a.conversation ? -1
                                                             : -2;  // no longer an account
     }
@@ -274,9 +274,9 @@ void AppealStore::serialize(std::string& out) const {
   appeals_.for_each([&](const Id&, const Stored& s) {
     const Appeal& a = s.appeal;
     put_string(w, agency_names_[s.agency]);
-    for (auto v : {a.conversation, a.thread, a.citizen, a.opened_message, a.opened_at,
-                   a.answer_message, a.answered_at, a.responder, a.reply_seconds,
-                   a.business_reply_seconds}) {
+    for (auto v :
+         {a.conversation, a.thread, a.citizen, a.opened_message, a.opened_at, a.answer_message,
+          a.answered_at, a.responder, a.reply_seconds, a.business_reply_seconds}) {
       w.put(v);
     }
     w.put(a.responder_account);

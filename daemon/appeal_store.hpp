@@ -5,10 +5,6 @@
 // counted as a correction.
 #pragma once
 
-#include "pipeline/binary.hpp"
-#include "pipeline/pairing.hpp"
-#include "pipeline/registry.hpp"
-
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -19,6 +15,10 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "pipeline/binary.hpp"
+#include "pipeline/pairing.hpp"
+#include "pipeline/registry.hpp"
 
 namespace replywatch::daemon {
 
@@ -74,7 +74,8 @@ class AppealStore {
   const std::map<AppealKey, Histogram>& reply_histograms() const { return reply_; }
   const std::map<AppealKey, Histogram>& business_histograms() const { return business_; }
   /// Answered appeals (count, reply seconds) by agency and hour of week of the opening.
-  const std::map<std::pair<std::string, int>, std::pair<std::uint64_t, double>>& hour_of_week() const {
+  const std::map<std::pair<std::string, int>, std::pair<std::uint64_t, double>>& hour_of_week()
+      const {
     return hour_of_week_;
   }
   /// Appeals not yet final (waiting for their conversation's clock).
@@ -93,13 +94,13 @@ class AppealStore {
   static constexpr std::uint8_t kNotCounted = 0xFF;
   struct Stored {
     pipeline::Appeal appeal;
-    std::uint32_t agency = 0;       // in agency_names_: by id, since indexes move on reload
-    bool counted_open = false;      // in `opened`
+    std::uint32_t agency = 0;            // in agency_names_: by id, since indexes move on reload
+    bool counted_open = false;           // in `opened`
     std::uint8_t counted = kNotCounted;  // the AppealStatus counted as final, if any
-    bool queued = false;            // in queue_ (waiting to be final)
+    bool queued = false;                 // in queue_ (waiting to be final)
   };
-  using Heap = std::priority_queue<std::pair<std::int64_t, Id>, std::vector<std::pair<std::int64_t, Id>>,
-                                   std::greater<>>;
+  using Heap = std::priority_queue<std::pair<std::int64_t, Id>,
+                                   std::vector<std::pair<std::int64_t, Id>>, std::greater<>>;
 
   static Id id_of(const pipeline::Appeal& a) { return Id::of(a); }
   AppealKey key_of(const Stored& s) const;
@@ -114,7 +115,7 @@ class AppealStore {
   std::vector<std::string> agency_names_;  // every agency id an appeal has had
   pipeline::FlatMap<Id, Stored, IdHash> appeals_;
   std::vector<Id> queue_;  // not yet final
-  Heap by_decision_;        // (decided_at, id) of decided appeals, for eviction; lazily valid
+  Heap by_decision_;       // (decided_at, id) of decided appeals, for eviction; lazily valid
   std::map<AppealKey, AppealCounts> counts_;
   std::map<AppealKey, Histogram> reply_;
   std::map<AppealKey, Histogram> business_;

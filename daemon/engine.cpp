@@ -2,15 +2,15 @@
 // runs on the io_context thread, so nothing here locks.
 #include "daemon/engine.hpp"
 
-#include "daemon/json_writer.hpp"
-#include "daemon/report.hpp"
-#include "pipeline/binary.hpp"
-
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+
+#include "daemon/json_writer.hpp"
+#include "daemon/report.hpp"
+#include "pipeline/binary.hpp"
 
 namespace replywatch::daemon {
 
@@ -58,8 +58,8 @@ void add_value(prometheus::MetricFamily& f, std::vector<prometheus::ClientMetric
   f.metric.push_back(std::move(m));
 }
 
-void add_histogram(prometheus::MetricFamily& f,
-                   std::vector<prometheus::ClientMetric::Label> labels, const Histogram& h) {
+void add_histogram(prometheus::MetricFamily& f, std::vector<prometheus::ClientMetric::Label> labels,
+                   const Histogram& h) {
   prometheus::ClientMetric m;
   m.label = std::move(labels);
   m.histogram.sample_count = h.count;
@@ -142,15 +142,14 @@ void Engine::apply(EventBatch&& batch, std::int64_t now) {
     for (std::size_t i = 0; i < late.size(); ++i) health.late[i] += late[i];
     long long suppressed = 0;
     if (late_log_.allow(now, suppressed)) {
-      log_warn("connector " + batch.connector + ": " +
-               std::to_string(late[0] + late[1] + late[2]) + " of " +
-               std::to_string(batch.events.size()) + " messages late: " +
-               std::to_string(late[0]) + " behind the watermark (re-paired exactly), " +
-               std::to_string(late[1]) +
-               " replying to a forgotten message (paired as if the parent were missing), " +
-               std::to_string(late[2]) + " older than message_retention_secs (not paired)" +
-               (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)"
-                           : ""));
+      log_warn(
+          "connector " + batch.connector + ": " + std::to_string(late[0] + late[1] + late[2]) +
+          " of " + std::to_string(batch.events.size()) +
+          " messages late: " + std::to_string(late[0]) +
+          " behind the watermark (re-paired exactly), " + std::to_string(late[1]) +
+          " replying to a forgotten message (paired as if the parent were missing), " +
+          std::to_string(late[2]) + " older than message_retention_secs (not paired)" +
+          (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)" : ""));
     }
   }
 }
@@ -421,9 +420,9 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   auto answered = family("replywatch_appeals_answered_total",
                          "Appeals answered by an official within the horizon, once final.",
                          MetricType::Counter);
-  auto unanswered = family("replywatch_appeals_unanswered_total",
-                           "Appeals that passed the horizon without an answer, once final.",
-                           MetricType::Counter);
+  auto unanswered =
+      family("replywatch_appeals_unanswered_total",
+             "Appeals that passed the horizon without an answer, once final.", MetricType::Counter);
   auto withdrawn = family("replywatch_appeals_withdrawn_total",
                           "Appeals whose message was deleted before any answer, once final; "
                           "they leave every statistic.",
@@ -437,8 +436,8 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   for (const auto& agency : registry.agencies) {
     for (const auto& c : agency.conversations) {
       for (const auto kind : {AppealKind::first, AppealKind::followup}) {
-        with_defaults.try_emplace({agency.id, std::string(pipeline::to_string(c.source)),
-                                   kind_label(kind)});
+        with_defaults.try_emplace(
+            {agency.id, std::string(pipeline::to_string(c.source)), kind_label(kind)});
       }
     }
   }
@@ -461,8 +460,8 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   out.push_back(std::move(withdrawn));
   out.push_back(std::move(corrected));
 
-  auto open = family("replywatch_appeals_open", "Appeals waiting for an answer now.",
-                     MetricType::Gauge);
+  auto open =
+      family("replywatch_appeals_open", "Appeals waiting for an answer now.", MetricType::Gauge);
   auto oldest = family("replywatch_oldest_open_appeal_age_seconds",
                        "Age of the oldest appeal still waiting for an answer.", MetricType::Gauge);
   std::map<std::pair<std::string, std::string>, std::uint64_t> open_counts;
@@ -504,8 +503,9 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   for (const auto* hists : {&store_.reply_histograms(), &store_.business_histograms()}) {
     auto& f = hists == &store_.reply_histograms() ? reply : business;
     for (const auto& [k, h] : *hists) {
-      add_histogram(f, {label("agency", std::get<0>(k)), label("source", std::get<1>(k)),
-                        label("kind", std::get<2>(k))},
+      add_histogram(f,
+                    {label("agency", std::get<0>(k)), label("source", std::get<1>(k)),
+                     label("kind", std::get<2>(k))},
                     h);
     }
   }
@@ -522,9 +522,9 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   auto sample = family("replywatch_window_answered_appeals",
                        "Answered appeals of the window's cohort: the sample of its quantiles.",
                        MetricType::Gauge);
-  auto ratio = family("replywatch_answer_ratio",
-                      "Answered / (answered + unanswered) of the window's cohort.",
-                      MetricType::Gauge);
+  auto ratio =
+      family("replywatch_answer_ratio",
+             "Answered / (answered + unanswered) of the window's cohort.", MetricType::Gauge);
   auto target = family("replywatch_within_target_ratio",
                        "First appeals of the window's cohort answered within the business-time "
                        "target / decided first appeals.",
@@ -541,11 +541,11 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
         const auto& ages = ages_by_agency[a][static_cast<std::size_t>(kind)][w];
         const std::string window(pipeline::kWindows[w].name);
         const auto s = rolling_->agency_summary(a, kind, w, now, ages);
-        const auto labels =
-            std::vector{label("agency", id), label("kind", kind_label(kind)), label("window", window)};
+        const auto labels = std::vector{label("agency", id), label("kind", kind_label(kind)),
+                                        label("window", window)};
         add_value(sample, labels, static_cast<double>(s.answered));
-        for (const auto& [q, v] : {std::pair{"0.5", s.median}, std::pair{"0.9", s.p90},
-                                   std::pair{"0.99", s.p99}}) {
+        for (const auto& [q, v] :
+             {std::pair{"0.5", s.median}, std::pair{"0.9", s.p90}, std::pair{"0.99", s.p99}}) {
           if (!v) continue;
           auto with_q = labels;
           with_q.push_back(label("q", q));
@@ -570,12 +570,12 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
   out.push_back(std::move(target));
   out.push_back(std::move(km));
 
-  auto threshold = family("replywatch_agency_reply_threshold_seconds",
-                          "Configured median first-reply alert threshold per agency.",
-                          MetricType::Gauge);
-  auto target_secs = family("replywatch_agency_target_business_seconds",
-                            "Configured first-reply target per agency, in business seconds.",
-                            MetricType::Gauge);
+  auto threshold =
+      family("replywatch_agency_reply_threshold_seconds",
+             "Configured median first-reply alert threshold per agency.", MetricType::Gauge);
+  auto target_secs =
+      family("replywatch_agency_target_business_seconds",
+             "Configured first-reply target per agency, in business seconds.", MetricType::Gauge);
   for (const auto& agency : registry.agencies) {
     if (agency.median_reply_threshold_secs) {
       add_value(threshold, {label("agency", agency.id)},
@@ -597,7 +597,8 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
                         "Sum of reply seconds by the hour of week the appeal was opened.",
                         MetricType::Counter);
   for (const auto& [k, v] : store_.hour_of_week()) {
-    auto labels = std::vector{label("agency", k.first), label("hour_of_week", std::to_string(k.second))};
+    auto labels =
+        std::vector{label("agency", k.first), label("hour_of_week", std::to_string(k.second))};
     add_value(how_count, labels, static_cast<double>(v.first));
     add_value(how_sum, labels, v.second);
   }
@@ -606,11 +607,11 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
 
   auto received = family("replywatch_connector_events_received_total",
                          "Events a connector delivered to the pipeline.", MetricType::Counter);
-  auto errors = family("replywatch_connector_errors_total", "Connector errors by type.",
-                       MetricType::Counter);
-  auto last = family("replywatch_connector_last_success_timestamp_seconds",
-                     "When a connector last completed a poll or delivery successfully.",
-                     MetricType::Gauge);
+  auto errors =
+      family("replywatch_connector_errors_total", "Connector errors by type.", MetricType::Counter);
+  auto last =
+      family("replywatch_connector_last_success_timestamp_seconds",
+             "When a connector last completed a poll or delivery successfully.", MetricType::Gauge);
   auto up = family("replywatch_connector_up", "1 when the connector is working, 0 when failed.",
                    MetricType::Gauge);
   auto info = family("replywatch_connector_info",
@@ -620,13 +621,14 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
                     "Wall clock minus the connector's watermark: how far behind expiry and "
                     "final counts run for the conversations it delivers.",
                     MetricType::Gauge);
-  auto late = family("replywatch_late_messages_total",
-                     "Messages that could not simply be applied in order, by reason.",
-                     MetricType::Counter);
+  auto late =
+      family("replywatch_late_messages_total",
+             "Messages that could not simply be applied in order, by reason.", MetricType::Counter);
   for (const auto& c : config_->connectors) {
     const bool push = c.type == "telegram" && c.mode == "webhook";
-    add_value(info, {label("connector", c.name), label("mode", push ? "webhook" : "poll"),
-                     label("type", c.type)},
+    add_value(info,
+              {label("connector", c.name), label("mode", push ? "webhook" : "poll"),
+               label("type", c.type)},
               1);
     // A connector that has not caught up once since the start is behind by at least
     // the time the daemon has been serving.
@@ -670,9 +672,9 @@ std::vector<prometheus::MetricFamily> Engine::collect(std::int64_t now) const {
                           "1 if the last configuration load succeeded.", MetricType::Gauge);
   add_value(reload_ok, {}, last_reload_ok_ ? 1 : 0);
   out.push_back(std::move(reload_ok));
-  auto reload_at = family("replywatch_config_last_reload_timestamp_seconds",
-                          "When the configuration was last loaded or a reload attempted.",
-                          MetricType::Gauge);
+  auto reload_at =
+      family("replywatch_config_last_reload_timestamp_seconds",
+             "When the configuration was last loaded or a reload attempted.", MetricType::Gauge);
   add_value(reload_at, {}, static_cast<double>(last_reload_));
   out.push_back(std::move(reload_at));
   return out;
@@ -721,9 +723,8 @@ std::vector<Engine::Row> Engine::ranking_rows(std::size_t window, const std::str
           r.branch = acc.branch;
         }
         if (account < 0) {
-          r.responder_id = agency.conversations.empty()
-                               ? ""
-                               : std::to_string(agency.conversations.front().id);
+          r.responder_id =
+              agency.conversations.empty() ? "" : std::to_string(agency.conversations.front().id);
         }
         r.s = rolling_->responder_summary(a, account, window, now);
         if (r.s.answered > 0) rows.push_back(std::move(r));
@@ -781,7 +782,8 @@ std::string Engine::ranking_json(std::size_t window, const std::string& by,
       w.field("km_median_seconds", r.s.km_median_seconds);
       if (!r.s.km_median_seconds) {
         w.field("km_median_note", pipeline::to_string(r.s.km_note));
-        w.field("km_survival", r.s.km_survival).field("km_max_followup_seconds", r.s.km_max_followup);
+        w.field("km_survival", r.s.km_survival)
+            .field("km_max_followup_seconds", r.s.km_max_followup);
       }
     } else {
       w.field("sample_size", r.s.answered);
@@ -798,8 +800,7 @@ std::string Engine::ranking_json(std::size_t window, const std::string& by,
   return out;
 }
 
-std::string Engine::ranking_csv(std::size_t window, const std::string& by,
-                                std::int64_t now) const {
+std::string Engine::ranking_csv(std::size_t window, const std::string& by, std::int64_t now) const {
   const auto rows = ranking_rows(window, by, now);
   const auto& cell = csv_cell;
   const auto& text = csv_text;

@@ -3,14 +3,6 @@
 // here is snapshotted and restored as one.
 #pragma once
 
-#include "daemon/appeal_store.hpp"
-#include "daemon/bus.hpp"
-#include "daemon/config.hpp"
-#include "daemon/log.hpp"
-#include "daemon/watermarks.hpp"
-#include "pipeline/pairing.hpp"
-#include "pipeline/rolling.hpp"
-
 #include <prometheus/metric_family.h>
 
 #include <array>
@@ -19,6 +11,14 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "daemon/appeal_store.hpp"
+#include "daemon/bus.hpp"
+#include "daemon/config.hpp"
+#include "daemon/log.hpp"
+#include "daemon/watermarks.hpp"
+#include "pipeline/pairing.hpp"
+#include "pipeline/rolling.hpp"
 
 namespace replywatch::daemon {
 
@@ -104,7 +104,8 @@ class Engine : private pipeline::AppealSink {
   struct Row;  // one ranking row
   std::vector<Row> ranking_rows(std::size_t window, const std::string& by, std::int64_t now) const;
   /// Ages at `now` of the open appeals in each window's cohort, per agency, kind and window.
-  using OpenAges = std::vector<std::array<std::array<pipeline::QuantileSketch, pipeline::kWindows.size()>, 2>>;
+  using OpenAges =
+      std::vector<std::array<std::array<pipeline::QuantileSketch, pipeline::kWindows.size()>, 2>>;
   OpenAges open_ages(std::int64_t now) const;
 
   std::shared_ptr<const Config> config_;

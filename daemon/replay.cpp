@@ -4,13 +4,13 @@
 // give the same appeals in any order; sorted, it never has to re-pair).
 #include "daemon/replay.hpp"
 
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+#include <unordered_map>
+
 #include "connectors/ndjson/ndjson_parser.hpp"
 #include "connectors/telegram_export/export_parser.hpp"
-
-#include <algorithm>
-#include <limits>
-#include <filesystem>
-#include <unordered_map>
 
 namespace replywatch::daemon {
 
@@ -72,8 +72,8 @@ Result<void> read_ndjson(const std::string& path, const pipeline::Registry& regi
                          FileEvents& out) {
   connectors::ndjson::FileCursor cursor;
   auto on_event = [&](const Event& e) {
-    const bool message = e.kind == pipeline::EventKind::message ||
-                         e.kind == pipeline::EventKind::service;
+    const bool message =
+        e.kind == pipeline::EventKind::message || e.kind == pipeline::EventKind::service;
     if (message) {
       ++out.messages;
       out.max_time = std::max(out.max_time.value_or(e.time), e.time);
@@ -110,11 +110,13 @@ class Collector : public pipeline::AppealSink {
   void on_appeal(const pipeline::Appeal* before, const pipeline::Appeal* after) override {
     if (before) {
       stats_.remove_closed(*before);  // no-op unless it was answered or unanswered
-      if (before->status == pipeline::AppealStatus::withdrawn) --withdrawn_[{before->agency, before->kind}];
+      if (before->status == pipeline::AppealStatus::withdrawn)
+        --withdrawn_[{before->agency, before->kind}];
     }
     if (after) {
       stats_.add_closed(*after);  // no-op unless answered or unanswered
-      if (after->status == pipeline::AppealStatus::withdrawn) ++withdrawn_[{after->agency, after->kind}];
+      if (after->status == pipeline::AppealStatus::withdrawn)
+        ++withdrawn_[{after->agency, after->kind}];
     }
     if (!keep_) return;
     const auto& a = after ? *after : *before;
@@ -181,7 +183,8 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
       continue;
     }
     result.messages += batch.messages;
-    if (batch.max_time) result.clock = std::max(result.clock.value_or(*batch.max_time), *batch.max_time);
+    if (batch.max_time)
+      result.clock = std::max(result.clock.value_or(*batch.max_time), *batch.max_time);
     for (const auto& [reason, n] : batch.rejected) result.rejected_messages[reason] += n;
     result.unowned_chats.insert(batch.unowned.begin(), batch.unowned.end());
     for (auto& [key, events] : batch.per_conversation) {
@@ -212,7 +215,8 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
   }
   if (result.clock) {
     pairing.expire(*result.clock);
-    pairing.for_each_open([&](const pipeline::Appeal& a) { result.stats->add_open(a, *result.clock); });
+    pairing.for_each_open(
+        [&](const pipeline::Appeal& a) { result.stats->add_open(a, *result.clock); });
   }
   if (options.keep_appeals) {
     collector.appeals.for_each(

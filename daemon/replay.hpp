@@ -2,11 +2,6 @@
 // exact statistics, in one pass, without any service.
 #pragma once
 
-#include "pipeline/error.hpp"
-#include "pipeline/pairing.hpp"
-#include "pipeline/registry.hpp"
-#include "pipeline/stats.hpp"
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -15,6 +10,11 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include "pipeline/error.hpp"
+#include "pipeline/pairing.hpp"
+#include "pipeline/registry.hpp"
+#include "pipeline/stats.hpp"
 
 namespace replywatch::daemon {
 
@@ -38,8 +38,8 @@ struct ReplayResult {
   std::optional<std::int64_t> clock;  // --clock, or the latest valid message time
   std::map<std::string, std::uint64_t> rejected_messages;
   std::vector<RejectedFile> rejected_files;
-  std::set<std::int64_t> unowned_chats;  // chats in the input no agency owns
-  std::uint64_t messages = 0;            // well-formed messages read
+  std::set<std::int64_t> unowned_chats;   // chats in the input no agency owns
+  std::uint64_t messages = 0;             // well-formed messages read
   std::vector<pipeline::Appeal> appeals;  // sorted by agency, conversation, opened message
   /// Appeals withdrawn (their message deleted before an answer), per agency and kind.
   using Withdrawn = std::map<std::pair<std::int32_t, pipeline::AppealKind>, std::uint64_t>;

@@ -2,9 +2,9 @@
 // by name in snapshots, so a reordered configuration keeps it.
 #include "daemon/watermarks.hpp"
 
-#include "pipeline/binary.hpp"
-
 #include <algorithm>
+
+#include "pipeline/binary.hpp"
 
 namespace replywatch::daemon {
 
@@ -117,13 +117,15 @@ Result<void> Watermarks::restore(std::string_view in) {
     return make_error("watermarks: bad magic or version");
   }
   std::uint64_t n = 0;
-  if (!r.get_count(n, 16) || n > kMaxConnectors) return make_error("watermarks: damaged connectors");
+  if (!r.get_count(n, 16) || n > kMaxConnectors)
+    return make_error("watermarks: damaged connectors");
   // Old bit → new index, by name; progress of connectors no longer configured is dropped.
   std::vector<std::size_t> moved(n, kMaxConnectors);
   for (std::uint64_t i = 0; i < n; ++i) {
     std::string_view name;
     std::int64_t watermark = kNoClock;
-    if (!r.get_bytes(name) || !r.get(watermark)) return make_error("watermarks: damaged connectors");
+    if (!r.get_bytes(name) || !r.get(watermark))
+      return make_error("watermarks: damaged connectors");
     const std::size_t now_at = index(name);
     moved[i] = now_at;
     // A restored connector is behind until its first poll after this start.

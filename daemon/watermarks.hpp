@@ -4,14 +4,14 @@
 // these clocks, so neither runs ahead of input a connector still has to deliver.
 #pragma once
 
-#include "pipeline/event.hpp"
-#include "pipeline/flat_map.hpp"
-#include "pipeline/pairing.hpp"
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pipeline/event.hpp"
+#include "pipeline/flat_map.hpp"
+#include "pipeline/pairing.hpp"
 
 namespace replywatch::daemon {
 
@@ -22,9 +22,9 @@ class Watermarks {
 
   struct Connector {
     std::string name;
-    bool push = false;          // pushes (webhook): caught up whenever the daemon serves
+    bool push = false;  // pushes (webhook): caught up whenever the daemon serves
     std::int64_t watermark = kNoClock;
-    bool caught_up = false;     // its last poll left nothing pending (false until then)
+    bool caught_up = false;  // its last poll left nothing pending (false until then)
   };
 
   explicit Watermarks(std::int64_t lateness_secs = 300) : lateness_(lateness_secs) {}

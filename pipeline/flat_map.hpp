@@ -141,7 +141,7 @@ class FlatMap {
 
  private:
   std::size_t capacity() const { return slots_.size(); }
-  std::size_t slot_of(const K& key) const { return Hash{}(key) & mask_; }
+  std::size_t slot_of(const K& key) const { return Hash{}(key)&mask_; }
   bool vacant(std::size_t i) const { return slots_[i].first == FlatKey<K>::empty(); }
 
   void grow() { rehash(capacity() == 0 ? 16 : capacity() * 2); }

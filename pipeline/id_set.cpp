@@ -3,12 +3,11 @@
 // not bound its header read).
 #include "pipeline/id_set.hpp"
 
-#include "pipeline/binary.hpp"
-#include "pipeline/sketch.hpp"  // wire:: varints
-
+#include <algorithm>
 #include <roaring/roaring.hh>
 
-#include <algorithm>
+#include "pipeline/binary.hpp"
+#include "pipeline/sketch.hpp"  // wire:: varints
 
 namespace replywatch::pipeline {
 
@@ -19,8 +18,12 @@ struct IdSet::Part {
 
 namespace {
 
-std::uint32_t high_of(std::int64_t id) { return static_cast<std::uint32_t>(static_cast<std::uint64_t>(id) >> 32); }
-std::uint32_t low_of(std::int64_t id) { return static_cast<std::uint32_t>(static_cast<std::uint64_t>(id)); }
+std::uint32_t high_of(std::int64_t id) {
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(id) >> 32);
+}
+std::uint32_t low_of(std::int64_t id) {
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(id));
+}
 
 constexpr std::uint32_t kMagic = 0x53444952;  // "RIDS"
 
@@ -66,7 +69,8 @@ void IdSet::flush() const {
     const auto part_end =
         static_cast<std::int64_t>(((static_cast<std::uint64_t>(high) + 1) << 32) - 1);
     const std::int64_t hi = std::min(run_hi_, part_end);
-    self.part_for(high, true)->bits.addRange(low_of(lo), static_cast<std::uint64_t>(low_of(hi)) + 1);
+    self.part_for(high, true)
+        ->bits.addRange(low_of(lo), static_cast<std::uint64_t>(low_of(hi)) + 1);
     lo = hi + 1;
   }
   parts_max_ = std::max(parts_max_, run_hi_);
@@ -159,7 +163,8 @@ Result<IdSet> IdSet::deserialize(std::string_view& in) {
     std::uint32_t high = 0;
     std::uint64_t count = 0;
     std::string_view bytes;
-    if (!r.get(high) || !r.get(count) || !r.get_bytes(bytes)) return make_error("id set: truncated");
+    if (!r.get(high) || !r.get(count) || !r.get_bytes(bytes))
+      return make_error("id set: truncated");
     if (!set.parts_.empty() && set.parts_.back()->high >= high) {
       return make_error("id set: parts out of order");
     }
@@ -183,7 +188,8 @@ Result<IdSet> IdSet::deserialize(std::string_view& in) {
     }
     if (runs.remaining() != 0) return make_error("id set: trailing bytes in a part");
     if (count > 0) {
-      const auto top = static_cast<std::int64_t>((static_cast<std::uint64_t>(high) << 32) | (start - 1));
+      const auto top =
+          static_cast<std::int64_t>((static_cast<std::uint64_t>(high) << 32) | (start - 1));
       set.parts_max_ = std::max(set.parts_max_, top);
     }
     set.parts_.push_back(std::move(part));

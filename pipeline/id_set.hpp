@@ -5,13 +5,13 @@
 // the rest of the pairing step.
 #pragma once
 
-#include "pipeline/error.hpp"
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pipeline/error.hpp"
 
 namespace replywatch::pipeline {
 
@@ -49,9 +49,9 @@ class IdSet {
   void flush() const;
 
   mutable std::vector<std::unique_ptr<Part>> parts_;  // ascending by high part
-  mutable bool run_ = false;                           // [run_lo_, run_hi_], none in parts_
+  mutable bool run_ = false;                          // [run_lo_, run_hi_], none in parts_
   mutable std::int64_t run_lo_ = 0, run_hi_ = 0;
-  mutable std::int64_t parts_max_ = -1;                // no id above it is in parts_
+  mutable std::int64_t parts_max_ = -1;  // no id above it is in parts_
 };
 
 }  // namespace replywatch::pipeline

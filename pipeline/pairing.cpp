@@ -7,12 +7,12 @@
 // rules applied to the set of messages seen.
 #include "pipeline/pairing.hpp"
 
+#include <algorithm>
+#include <unordered_map>
+
 #include "pipeline/binary.hpp"
 #include "pipeline/flat_map.hpp"
 #include "pipeline/id_set.hpp"
-
-#include <algorithm>
-#include <unordered_map>
 
 namespace replywatch::pipeline {
 
@@ -68,8 +68,8 @@ std::int64_t clamp_time(std::int64_t t) { return std::clamp(t, -kTimeBound, kTim
 struct Entry {
   std::int64_t thread = 0;
   std::int64_t author = 0;
-  std::int64_t target = 0;  // the citizen of the pair it acts on; 0: acts on none
-  std::int64_t prev = 0;    // the pair's previous acting message; 0: none
+  std::int64_t target = 0;   // the citizen of the pair it acts on; 0: acts on none
+  std::int64_t prev = 0;     // the pair's previous acting message; 0: none
   std::uint64_t packed = 0;  // time << 4 | pending << 3 | class
 
   static std::uint64_t pack(std::int64_t time, AuthorClass cls, bool pending) {
@@ -103,7 +103,8 @@ class MessageTable {
     if (Entry* found = find(id)) return {found, false};
     if (window_.empty() && overflow_.empty()) base_ = id;
     const std::int64_t end = base_ + static_cast<std::int64_t>(window_.size());
-    const std::int64_t gap = std::max<std::int64_t>(64, static_cast<std::int64_t>(window_.size()) / 4);
+    const std::int64_t gap =
+        std::max<std::int64_t>(64, static_cast<std::int64_t>(window_.size()) / 4);
     if (in_window(id) || (id >= end && id - end <= gap && (end > base_ || id == base_))) {
       if (!in_window(id)) window_.resize(static_cast<std::size_t>(id - base_ + 1));
       Entry& slot = window_[static_cast<std::size_t>(id - base_)];
@@ -162,7 +163,8 @@ struct OpenAppeal {
   std::int64_t opened_at = 0;
   std::uint64_t packed = 0;  // opened message << 1 | kind
   static OpenAppeal make(std::int64_t opened_at, std::int64_t message, AppealKind kind) {
-    return {opened_at, (static_cast<std::uint64_t>(message) << 1) | static_cast<std::uint64_t>(kind)};
+    return {opened_at,
+            (static_cast<std::uint64_t>(message) << 1) | static_cast<std::uint64_t>(kind)};
   }
   std::int64_t message() const { return static_cast<std::int64_t>(packed >> 1); }
   AppealKind kind() const { return static_cast<AppealKind>(packed & 1); }
@@ -178,7 +180,7 @@ constexpr std::uint8_t kBaseOpen = 8;  // an appeal was open at its first retain
 /// The base (before the chain) lives in the flags and, when an appeal spans it, in
 /// Conversation::base_open.
 struct PairState {
-  OpenAppeal open;       // valid with kOpen
+  OpenAppeal open;        // valid with kOpen
   std::int64_t last = 0;  // newest acting message, 0: none retained
   std::uint8_t flags = 0;
 };
@@ -220,11 +222,11 @@ struct Pairing::Conversation {
   std::int64_t boundary = 0;  // messages below this id are forgotten
   std::int64_t clock = kNoClock;
   std::int64_t forgot_at = kNoClock;  // the cutoff of the last forgetting pass
-  IdSet ids;                // every message id ever applied (or recorded as too old)
-  IdSet deleted;            // ids named by deletions
-  IdSet forgotten_roots;    // forgotten messages whose replies pair exactly without them
+  IdSet ids;                          // every message id ever applied (or recorded as too old)
+  IdSet deleted;                      // ids named by deletions
+  IdSet forgotten_roots;              // forgotten messages whose replies pair exactly without them
   MessageTable messages;
-  FlatMap<PairKey, PairState> pairs;      // (citizen, thread)
+  FlatMap<PairKey, PairState> pairs;       // (citizen, thread)
   FlatMap<PairKey, OpenAppeal> base_open;  // appeals open across a pair's base
   FlatMap<PairKey, Empty> seen_only;       // pairs whose only remaining state is "appealed"
   std::unordered_map<std::int64_t, Pending> pending;
@@ -250,8 +252,13 @@ class Folder {
  public:
   Folder(const Registry& registry, AppealSink& sink, PairingCounters& counters, Conv& c,
          Pairing::Scratch& scratch)
-      : registry_(registry), sink_(sink), counters_(counters), c_(c),
-        horizon_(registry.horizon_secs), acts_(scratch.acts), before_(scratch.before),
+      : registry_(registry),
+        sink_(sink),
+        counters_(counters),
+        c_(c),
+        horizon_(registry.horizon_secs),
+        acts_(scratch.acts),
+        before_(scratch.before),
         after_(scratch.after) {}
 
   AuthorClass classify(const Event& e, std::int32_t& account) const {
@@ -293,7 +300,9 @@ class Folder {
   const Entry* entry(std::int64_t id) const {
     return id >= c_.boundary && id != 0 ? c_.messages.find(id) : nullptr;
   }
-  Entry* entry(std::int64_t id) { return id >= c_.boundary && id != 0 ? c_.messages.find(id) : nullptr; }
+  Entry* entry(std::int64_t id) {
+    return id >= c_.boundary && id != 0 ? c_.messages.find(id) : nullptr;
+  }
 
   Act act_of(std::int64_t id, const Entry& e) const {
     return {id, e.time(), e.author, e.cls() == AuthorClass::official};
@@ -302,7 +311,8 @@ class Folder {
   /// The retained chain of a pair, oldest first.
   void collect(const PairState& st, std::vector<Act>& out) const {
     out.clear();
-    for (std::int64_t id = st.last; const Entry* e = entry(id); id = e->prev) out.push_back(act_of(id, *e));
+    for (std::int64_t id = st.last; const Entry* e = entry(id); id = e->prev)
+      out.push_back(act_of(id, *e));
     std::reverse(out.begin(), out.end());
   }
 
@@ -440,8 +450,8 @@ class Folder {
       }
     }
     if (s.open && out) {
-      out->push_back(record(key, s, expired(s.opened_at, c_.clock) ? AppealStatus::unanswered
-                                                                   : AppealStatus::open));
+      out->push_back(record(
+          key, s, expired(s.opened_at, c_.clock) ? AppealStatus::unanswered : AppealStatus::open));
     }
     if (end) *end = s;
   }
@@ -466,12 +476,15 @@ class Folder {
 
   /// Tells the sink how `after` differs from `before` (both about the same pairs).
   void emit(std::vector<Appeal>& before, std::vector<Appeal>& after) {
-    auto by_id = [](const Appeal& x, const Appeal& y) { return x.opened_message < y.opened_message; };
+    auto by_id = [](const Appeal& x, const Appeal& y) {
+      return x.opened_message < y.opened_message;
+    };
     std::sort(before.begin(), before.end(), by_id);
     std::sort(after.begin(), after.end(), by_id);
     std::size_t i = 0, j = 0;
     while (i < before.size() || j < after.size()) {
-      if (j == after.size() || (i < before.size() && before[i].opened_message < after[j].opened_message)) {
+      if (j == after.size() ||
+          (i < before.size() && before[i].opened_message < after[j].opened_message)) {
         sink_.on_appeal(&before[i++], nullptr);
       } else if (i == before.size() || after[j].opened_message < before[i].opened_message) {
         sink_.on_appeal(nullptr, &after[j++]);
@@ -488,12 +501,13 @@ class Folder {
   struct Derived {
     std::int64_t thread = 0;
     std::int64_t target = 0;
-    bool pending = false;         // inherits a missing thread that may still arrive
-    bool orphan = false;          // replies to a missing message that may still arrive
+    bool pending = false;  // inherits a missing thread that may still arrive
+    bool orphan = false;   // replies to a missing message that may still arrive
     bool parent_forgotten = false;
   };
 
-  Derived derive(std::int64_t id, std::int64_t reply_to, AuthorClass cls, std::int64_t author) const {
+  Derived derive(std::int64_t id, std::int64_t reply_to, AuthorClass cls,
+                 std::int64_t author) const {
     Derived d;
     const Entry* parent = nullptr;
     if (reply_to == 0) {
@@ -587,7 +601,8 @@ class Folder {
     std::vector<Change> changes;
     std::vector<PairKey> touched;
     auto touch = [&](const PairKey& k) {
-      if (k.a != 0 && std::find(touched.begin(), touched.end(), k) == touched.end()) touched.push_back(k);
+      if (k.a != 0 && std::find(touched.begin(), touched.end(), k) == touched.end())
+        touched.push_back(k);
     };
     if (d.target != 0) touch({d.target, d.thread});
 
@@ -717,7 +732,8 @@ class Folder {
       c_.base_open.erase(key);
       if (base.open) {
         st->flags |= kBaseOpen;
-        c_.base_open.try_emplace(key, OpenAppeal::make(base.opened_at, base.opened_message, base.kind));
+        c_.base_open.try_emplace(key,
+                                 OpenAppeal::make(base.opened_at, base.opened_message, base.kind));
       }
       if (st->last < bound) st->last = 0;
     }
@@ -827,7 +843,8 @@ std::int32_t Pairing::owner(Source source, std::int64_t conversation) const {
   for (int hops = 0; hops < 8; ++hops) {
     const std::int32_t agency = registry_->agency_of_conversation(source, conversation);
     if (agency >= 0) return agency;
-    const auto* from = migrated_from_.find(PairKey{static_cast<std::int64_t>(source), conversation});
+    const auto* from =
+        migrated_from_.find(PairKey{static_cast<std::int64_t>(source), conversation});
     if (!from) return -1;
     conversation = *from;
   }
@@ -941,7 +958,8 @@ Pairing::Memory Pairing::memory() const {
   for (const auto& c : conversations_) {
     m.ids += c->ids.memory_bytes() + c->deleted.memory_bytes() + c->forgotten_roots.memory_bytes();
     m.messages += c->messages.memory_bytes();
-    m.appeals += c->pairs.memory_bytes() + c->base_open.memory_bytes() + c->seen_only.memory_bytes();
+    m.appeals +=
+        c->pairs.memory_bytes() + c->base_open.memory_bytes() + c->seen_only.memory_bytes();
     m.other += sizeof(Conversation);
     for (const auto& [id, p] : c->pending) {
       m.other += 48 + (p.direct.capacity() + p.deep.capacity()) * sizeof(std::int64_t);
@@ -1050,7 +1068,8 @@ Result<void> Pairing::restore(std::string_view in) {
     index_.clear();
     conversations_.clear();
     migrated_from_.clear();
-    return make_error("pairing state: damaged " + what + " at byte " + std::to_string(r.position()));
+    return make_error("pairing state: damaged " + what + " at byte " +
+                      std::to_string(r.position()));
   };
   PairingCounters counters;
   for (std::uint64_t* v :

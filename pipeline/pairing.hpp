@@ -7,15 +7,15 @@
 // split the work; nothing here reads another conversation.
 #pragma once
 
-#include "pipeline/error.hpp"
-#include "pipeline/event.hpp"
-#include "pipeline/registry.hpp"
-
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <vector>
+
+#include "pipeline/error.hpp"
+#include "pipeline/event.hpp"
+#include "pipeline/registry.hpp"
 
 namespace replywatch::pipeline {
 
@@ -164,9 +164,9 @@ class Pairing {
 
   /// Bytes held by pairing state, for memory benchmarks.
   struct Memory {
-    std::size_t ids = 0;        // the id record (every message ever applied)
-    std::size_t messages = 0;   // retained thread details
-    std::size_t appeals = 0;    // per (citizen, thread) fold state
+    std::size_t ids = 0;       // the id record (every message ever applied)
+    std::size_t messages = 0;  // retained thread details
+    std::size_t appeals = 0;   // per (citizen, thread) fold state
     std::size_t other = 0;
     std::size_t total() const { return ids + messages + appeals + other; }
   };

@@ -306,7 +306,7 @@ WindowSummary RollingStats::agency_summary(std::size_t agency, AppealKind kind, 
   out.km_median_seconds = km.median;
   out.km_survival = km.final_survival;
   out.km_max_followup = km.max_time;
-  out.km_note = km.median                               ? KmNote::none
+  out.km_note = km.median                              ? KmNote::none
                 : t.answered + t.unanswered + out.open ? KmNote::too_few_closed
                                                        : KmNote::no_appeals;
   return out;

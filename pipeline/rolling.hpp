@@ -46,8 +46,8 @@ bool in_window(std::int64_t opened_at, std::size_t window, std::int64_t now);
 
 /// Why a window's Kaplan–Meier median is null.
 enum class KmNote : std::uint8_t {
-  none,          // there is a median
-  no_appeals,    // the cohort is empty
+  none,            // there is a median
+  no_appeals,      // the cohort is empty
   too_few_closed,  // survival has not reached 0.5 within the longest follow-up
 };
 std::string_view to_string(KmNote n);

@@ -1,15 +1,15 @@
 // The daemon's engine: counters and gauges, expiry held back by a backlog,
 // snapshot round trips, the appeals API paging, and snapshot files on disk.
-#include "daemon/engine.hpp"
-#include "daemon/snapshot_file.hpp"
-#include "tests/support/pairing_fixture.hpp"
-
 #include <doctest/doctest.h>
 #include <prometheus/text_serializer.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
+
+#include "daemon/engine.hpp"
+#include "daemon/snapshot_file.hpp"
+#include "tests/support/pairing_fixture.hpp"
 
 using namespace replywatch;
 using namespace replywatch::testing;
@@ -59,9 +59,12 @@ TEST_CASE("engine: counters count appeals once final; gauges and windows at once
   CHECK(has_line(text, "replywatch_appeals_open{agency=\"alpha\",source=\"telegram\"} 1"));
   CHECK(has_line(text, "replywatch_oldest_open_appeal_age_seconds{agency=\"alpha\"} 200"));
   CHECK(has_line(text, "replywatch_connector_events_received_total{connector=\"exports\"} 3"));
-  CHECK(has_line(text, "replywatch_window_answered_appeals{agency=\"alpha\",kind=\"first\",window=\"1h\"} 1"));
+  CHECK(has_line(
+      text, "replywatch_window_answered_appeals{agency=\"alpha\",kind=\"first\",window=\"1h\"} 1"));
   // One answer of 300 s: every quantile of the 1h window is 300 within the sketch's error.
-  const auto at = text.find("replywatch_reply_quantile_seconds{agency=\"alpha\",kind=\"first\",window=\"1h\",q=\"0.5\"} ");
+  const auto at = text.find(
+      "replywatch_reply_quantile_seconds{agency=\"alpha\",kind=\"first\",window=\"1h\",q=\"0.5\"}"
+      " ");
   REQUIRE(at != std::string::npos);
   CHECK(std::stod(text.substr(text.find("} ", at) + 2)) == doctest::Approx(300).epsilon(0.01));
 
@@ -75,7 +78,8 @@ TEST_CASE("engine: counters count appeals once final; gauges and windows at once
   CHECK(has_line(text, "replywatch_reply_seconds_bucket{" + kAlpha + ",le=\"240\"} 0"));
   CHECK(has_line(text, "replywatch_connector_watermark_lag_seconds{connector=\"exports\"} 300"));
   engine.connector_success("exports", kNow + 200, true);
-  CHECK(has_line(metrics_text(engine, kNow + 200), "replywatch_appeals_opened_total{" + kAlpha + "} 2"));
+  CHECK(has_line(metrics_text(engine, kNow + 200),
+                 "replywatch_appeals_opened_total{" + kAlpha + "} 2"));
 }
 
 TEST_CASE("engine: a backlog, an error or a rate limit holds expiry back") {
@@ -103,7 +107,8 @@ TEST_CASE("engine: a backlog, an error or a rate limit holds expiry back") {
   CHECK(engine.pairing().open_appeals() == 0);
   text = metrics_text(engine, kNow + 130);
   CHECK(has_line(text, "replywatch_appeals_unanswered_total{" + kAlpha + "} 1"));
-  CHECK(has_line(text, "replywatch_late_messages_total{connector=\"exports\",reason=\"behind_watermark\"} 1"));
+  CHECK(has_line(
+      text, "replywatch_late_messages_total{connector=\"exports\",reason=\"behind_watermark\"} 1"));
 }
 
 TEST_CASE("engine: a late answer corrects a final unanswered appeal; counters never go down") {
@@ -118,7 +123,8 @@ TEST_CASE("engine: a late answer corrects a final unanswered appeal; counters ne
   text = metrics_text(engine, kNow + 10);
   CHECK(has_line(text, "replywatch_appeals_unanswered_total{" + kAlpha + "} 1"));
   CHECK(has_line(text, "replywatch_appeals_answered_total{" + kAlpha + "} 1"));
-  CHECK(has_line(text, "replywatch_appeals_corrected_total{" + kAlpha + ",status=\"unanswered\"} 1"));
+  CHECK(
+      has_line(text, "replywatch_appeals_corrected_total{" + kAlpha + ",status=\"unanswered\"} 1"));
   CHECK(has_line(text, "replywatch_appeals_corrected_total{" + kAlpha + ",status=\"opened\"} 0"));
   auto all = engine.appeals_json("alpha", "", 10, "");
   REQUIRE(all.has_value());
@@ -143,7 +149,8 @@ TEST_CASE("engine: a deletion withdraws an unanswered appeal from every statisti
 
 TEST_CASE("engine: a restored snapshot serves the same numbers and dedupes redeliveries") {
   daemon::Engine a(make_config());
-  const std::vector<Event> first = {message(10, 1001, kNow - 600), message(11, kPress, kNow - 300, 10),
+  const std::vector<Event> first = {message(10, 1001, kNow - 600),
+                                    message(11, kPress, kNow - 300, 10),
                                     message(12, 1002, kNow - 200)};
   auto b1 = batch(first);
   b1.cursors.push_back({"/exports/a.json", "123:456"});
@@ -206,7 +213,8 @@ TEST_CASE("engine: the appeals API pages through every appeal exactly once") {
   CHECK(pages == 3);
   auto answered = engine.appeals_json("alpha", "answered", 100, "");
   REQUIRE(answered.has_value());
-  CHECK(std::count(answered->begin(), answered->end(), '{') == 1 + 9 * 2);  // page, appeals, responders
+  CHECK(std::count(answered->begin(), answered->end(), '{') ==
+        1 + 9 * 2);  // page, appeals, responders
   CHECK_FALSE(engine.appeals_json("alpha", "", 10, "garbage").has_value());
 }
 

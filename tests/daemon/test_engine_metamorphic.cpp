@@ -7,18 +7,17 @@
 // from their cursors). Once every connector has caught up, the engine must hold exactly
 // the brute-force reading of the rules at the conversations' clock, and its counters,
 // less their corrections, must count exactly those appeals.
-#include "daemon/engine.hpp"
-#include "daemon/replay.hpp"
-#include "tests/support/pairing_reference.hpp"
+#include <doctest/doctest.h>
+#include <prometheus/text_serializer.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include <doctest/doctest.h>
-#include <prometheus/text_serializer.h>
-
-#include <unistd.h>
+#include "daemon/engine.hpp"
+#include "daemon/replay.hpp"
+#include "tests/support/pairing_reference.hpp"
 
 using namespace replywatch;
 using namespace replywatch::testing;
@@ -135,7 +134,8 @@ Outcome run(const std::vector<Event>& history, std::shared_ptr<const daemon::Con
   // every conversation's clock is end + lateness.
   const std::int64_t last = end + 2 * kLateness;
   engine->tick(last);
-  for (const char* name : {kConnectors[0], kConnectors[1]}) engine->connector_success(name, last, true);
+  for (const char* name : {kConnectors[0], kConnectors[1]})
+    engine->connector_success(name, last, true);
   engine->tick(last);
 
   Outcome out;
@@ -149,8 +149,9 @@ Outcome run(const std::vector<Event>& history, std::shared_ptr<const daemon::Con
 }
 
 /// `replywatch replay` on the history written as a normalized-event file, at `clock`.
-std::vector<Appeal> replay_of(const std::vector<Event>& history, std::shared_ptr<const daemon::Config> config,
-                              std::int64_t clock, int round) {
+std::vector<Appeal> replay_of(const std::vector<Event>& history,
+                              std::shared_ptr<const daemon::Config> config, std::int64_t clock,
+                              int round) {
   const auto path = std::filesystem::temp_directory_path() /
                     ("replywatch_engine_metamorphic_" + std::to_string(::getpid()) + "_" +
                      std::to_string(round) + ".ndjson");
@@ -191,22 +192,24 @@ void check_counters(const Outcome& got, const std::vector<Appeal>& want) {
       for (const Appeal& a : want) {
         if (a.agency != (std::string(agency) == "alpha" ? 0 : 1) || a.kind != kind) continue;
         expected["opened"] += 1;
-        if (a.status != AppealStatus::open) expected[std::string(pipeline::to_string(a.status))] += 1;
+        if (a.status != AppealStatus::open)
+          expected[std::string(pipeline::to_string(a.status))] += 1;
       }
       const std::string labels = std::string("agency=\"") + agency +
                                  "\",source=\"telegram\",kind=\"" +
                                  std::string(pipeline::to_string(kind)) + "\"";
       for (const char* status : {"opened", "answered", "unanswered", "withdrawn"}) {
-        const double counted = series(got.metrics, std::string("replywatch_appeals_") + status +
-                                                       "_total{" + labels + "}");
-        const double corrected = series(
-            got.metrics, "replywatch_appeals_corrected_total{" + labels + ",status=\"" + status + "\"}");
+        const double counted = series(
+            got.metrics, std::string("replywatch_appeals_") + status + "_total{" + labels + "}");
+        const double corrected = series(got.metrics, "replywatch_appeals_corrected_total{" +
+                                                         labels + ",status=\"" + status + "\"}");
         CHECK_MESSAGE(counted - corrected == expected[status], agency << " " << status);
       }
       // The 30d window holds every decided appeal of the cohort (all of them here).
-      const double window_answered = series(
-          got.metrics, std::string("replywatch_window_answered_appeals{agency=\"") + agency +
-                           "\",kind=\"" + std::string(pipeline::to_string(kind)) + "\",window=\"30d\"}");
+      const double window_answered =
+          series(got.metrics, std::string("replywatch_window_answered_appeals{agency=\"") + agency +
+                                  "\",kind=\"" + std::string(pipeline::to_string(kind)) +
+                                  "\",window=\"30d\"}");
       CHECK(window_answered == expected["answered"]);
     }
   }
@@ -218,24 +221,28 @@ TEST_CASE("engine metamorphic: any delivery through connectors gives the rules' 
   std::mt19937_64 rng(20261208);
   int compared = 0, late_runs = 0;
   for (int round = 0; round < 400; ++round) {
-    const auto mode = round % 3 == 0 ? pipeline::CitizenReplies::appeal : pipeline::CitizenReplies::ignore;
+    const auto mode =
+        round % 3 == 0 ? pipeline::CitizenReplies::appeal : pipeline::CitizenReplies::ignore;
     const auto history = random_history(rng);
     const std::int64_t end = max_time(history) + 3000;
     // A retention far beyond any delay: every delivery must be exact.
     const auto got = run(history, make_config(10'000'000, mode), end, rng);
-    const auto want = sorted_appeals(
-        Reference{kHorizon, mode == pipeline::CitizenReplies::ignore}.run(history, end + kLateness));
+    const auto want =
+        sorted_appeals(Reference{kHorizon, mode == pipeline::CitizenReplies::ignore}.run(
+            history, end + kLateness));
     const auto have = sorted_appeals(got.appeals);
     REQUIRE_MESSAGE(have.size() == want.size(), "round " << round);
     for (std::size_t i = 0; i < have.size(); ++i) {
-      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]), "round " << round << " appeal " << i);
+      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]),
+                      "round " << round << " appeal " << i);
     }
     // And `replay` on the same messages, with the same clock, says the same.
     const auto replayed =
         sorted_appeals(replay_of(history, make_config(10'000'000, mode), end + kLateness, round));
     REQUIRE_MESSAGE(replayed.size() == have.size(), "round " << round);
     for (std::size_t i = 0; i < have.size(); ++i) {
-      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(replayed[i]), "round " << round << " appeal " << i);
+      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(replayed[i]),
+                      "round " << round << " appeal " << i);
     }
     check_counters(got, want);
     compared += static_cast<int>(want.size());
@@ -260,11 +267,12 @@ TEST_CASE("engine metamorphic: with the default retention, what is not exact is 
     const auto have = sorted_appeals(got.appeals);
     REQUIRE_MESSAGE(have.size() == want.size(), "round " << round);
     for (std::size_t i = 0; i < have.size(); ++i) {
-      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]), "round " << round << " appeal " << i);
+      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]),
+                      "round " << round << " appeal " << i);
     }
     check_counters(got, want);
     ++exact;
   }
-  CHECK(exact > 30);    // the history's delays often exceed the 2000 s retention...
+  CHECK(exact > 30);     // the history's delays often exceed the 2000 s retention...
   CHECK(counted > 100);  // ...and each time that is counted
 }

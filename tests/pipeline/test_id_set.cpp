@@ -1,11 +1,11 @@
 // The id record against std::set: runs, gaps, out-of-order and repeated ids, 32-bit part
 // boundaries, and snapshots.
-#include "pipeline/id_set.hpp"
-
 #include <doctest/doctest.h>
 
 #include <random>
 #include <set>
+
+#include "pipeline/id_set.hpp"
 
 using replywatch::pipeline::IdSet;
 
@@ -94,7 +94,8 @@ TEST_CASE("id set: isolated ids among long runs round-trip exactly (the forgotte
   REQUIRE(back.has_value());
   CHECK(back->size() == ref.size());
   std::int64_t mismatches = 0;
-  for (std::int64_t k = 0; k <= id + 2100; ++k) mismatches += back->contains(k) != (ref.count(k) == 1);
+  for (std::int64_t k = 0; k <= id + 2100; ++k)
+    mismatches += back->contains(k) != (ref.count(k) == 1);
   CHECK(mismatches == 0);
   std::string again;
   back->serialize(again);

@@ -184,8 +184,8 @@ TEST_CASE("kaplan_meier on sketches: the hand-worked cases") {
   CHECK(f.events == 7);
   CHECK(f.censored == 5);
 
-  const auto drop = km_on_sketches(
-      {{10, true}, {10, false}, {20, true}, {20, true}, {30, false}, {40, true}});
+  const auto drop =
+      km_on_sketches({{10, true}, {10, false}, {20, true}, {20, true}, {30, false}, {40, true}});
   CHECK(within(*drop.median, 20, kAccuracy));
   CHECK(drop.final_survival == 0.0);
 
@@ -194,8 +194,8 @@ TEST_CASE("kaplan_meier on sketches: the hand-worked cases") {
   CHECK(last.final_survival == doctest::Approx(0.5));
   CHECK(within(last.max_time, 40, kAccuracy));
 
-  const auto never = km_on_sketches(
-      {{5, true}, {10, true}, {20, false}, {20, false}, {20, false}, {100, false}});
+  const auto never =
+      km_on_sketches({{5, true}, {10, true}, {20, false}, {20, false}, {20, false}, {100, false}});
   CHECK_FALSE(never.median.has_value());
   CHECK(never.final_survival == doctest::Approx(2.0 / 3.0));
   CHECK(within(never.max_time, 100, kAccuracy));

@@ -4,8 +4,6 @@
 // appeals expire before their answers arrive) and the engine snapshotted and restored
 // in between; at the final clock it must hold exactly what a brute-force reading of the
 // rules (every conversation sorted by message id, linear scans) gives.
-#include "tests/support/pairing_reference.hpp"
-
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -13,6 +11,8 @@
 #include <random>
 #include <set>
 #include <tuple>
+
+#include "tests/support/pairing_reference.hpp"
 
 using namespace replywatch::testing;
 using replywatch::pipeline::Applied;
@@ -29,17 +29,21 @@ struct Delivery {
   int corrections = 0;
 };
 
-Delivery deliver(const std::vector<Event>& history, std::shared_ptr<replywatch::pipeline::Registry> registry,
-                 std::int64_t clock, std::int64_t retention, std::mt19937_64& rng) {
+Delivery deliver(const std::vector<Event>& history,
+                 std::shared_ptr<replywatch::pipeline::Registry> registry, std::int64_t clock,
+                 std::int64_t retention, std::mt19937_64& rng) {
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
   std::vector<Event> input = history;
-  const std::size_t dups = input.empty() ? 0 : static_cast<std::size_t>(pick(static_cast<int>(input.size()) / 3 + 1));
-  for (std::size_t i = 0; i < dups; ++i) input.push_back(input[static_cast<std::size_t>(pick(static_cast<int>(input.size())))]);
+  const std::size_t dups =
+      input.empty() ? 0 : static_cast<std::size_t>(pick(static_cast<int>(input.size()) / 3 + 1));
+  for (std::size_t i = 0; i < dups; ++i)
+    input.push_back(input[static_cast<std::size_t>(pick(static_cast<int>(input.size())))]);
   std::shuffle(input.begin(), input.end(), rng);
   // Mostly in order now and then: real deliveries are nearly sorted with local swaps.
   if (pick(3) == 0) {
     std::stable_sort(input.begin(), input.end(), [](const Event& a, const Event& b) {
-      return a.conversation != b.conversation ? a.conversation < b.conversation : a.message_id < b.message_id;
+      return a.conversation != b.conversation ? a.conversation < b.conversation
+                                              : a.message_id < b.message_id;
     });
     for (std::size_t i = 0; i + 1 < input.size(); ++i) {
       if (pick(4) == 0) std::swap(input[i], input[i + 1]);
@@ -94,7 +98,8 @@ TEST_CASE("metamorphic: any delivery of a history gives the appeals of the rules
     REQUIRE_MESSAGE(got.appeals.size() == want.size(), "round " << round);
     const auto have = sorted_appeals(got.appeals);
     for (std::size_t i = 0; i < have.size(); ++i) {
-      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]), "round " << round << " appeal " << i);
+      REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]),
+                      "round " << round << " appeal " << i);
     }
     compared += static_cast<int>(want.size());
     corrected_runs += got.corrections > 0;
@@ -113,13 +118,15 @@ TEST_CASE("metamorphic: with forgetting, whatever differs from the rules is repo
     const std::int64_t clock = max_time(history) + 200;
     const auto want = sorted_appeals(Reference{kHorizon, true}.run(history, clock));
     // Retention just above horizon + the clock's wobble: late messages fall behind it.
-    const auto got = deliver(history, registry, clock, 1500 + static_cast<std::int64_t>(rng() % 3000), rng);
+    const auto got =
+        deliver(history, registry, clock, 1500 + static_cast<std::int64_t>(rng() % 3000), rng);
     const bool reported = got.counters.before_retention > 0 || got.counters.parent_forgotten > 0;
     if (!reported) {
       const auto have = sorted_appeals(got.appeals);
       REQUIRE_MESSAGE(have.size() == want.size(), "round " << round);
       for (std::size_t i = 0; i < have.size(); ++i) {
-        REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]), "round " << round << " appeal " << i);
+        REQUIRE_MESSAGE(appeal_key(have[i]) == appeal_key(want[i]),
+                        "round " << round << " appeal " << i);
       }
       ++exact_runs;
     } else {

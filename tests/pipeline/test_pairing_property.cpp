@@ -1,13 +1,13 @@
 // Property test: the engine against a brute-force reference of the same rules on
 // many random histories (replies to missing parents, duplicates, edits, bots,
 // foreign officials, horizon crossings, both citizen-reply modes).
-#include "tests/support/pairing_reference.hpp"
-
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <random>
 #include <tuple>
+
+#include "tests/support/pairing_reference.hpp"
 
 using namespace replywatch::testing;
 using replywatch::pipeline::CitizenReplies;
@@ -39,14 +39,22 @@ std::vector<Event> one_chat_history(std::mt19937_64& rng) {
     time += pick(10) == 0 ? 900 + pick(800) : pick(300);
     Event e = message(id, 1 + pick(4), time);
     const int who = pick(100);
-    if (who < 12) e.author = kPress;
-    else if (who < 17) e.author = kAlphaChannel;
-    else if (who < 21) e.author = kAlphaChat;
-    else if (who < 26) e.author = kBetaPress;
-    else if (who < 30) e.author = kIgnoredBot;
-    else if (who < 33) e.author_hint = AuthorHint::bot;
-    else if (who < 36) e.author_hint = AuthorHint::automatic_forward;
-    else if (who < 40) e.kind = EventKind::service;
+    if (who < 12)
+      e.author = kPress;
+    else if (who < 17)
+      e.author = kAlphaChannel;
+    else if (who < 21)
+      e.author = kAlphaChat;
+    else if (who < 26)
+      e.author = kBetaPress;
+    else if (who < 30)
+      e.author = kIgnoredBot;
+    else if (who < 33)
+      e.author_hint = AuthorHint::bot;
+    else if (who < 36)
+      e.author_hint = AuthorHint::automatic_forward;
+    else if (who < 40)
+      e.kind = EventKind::service;
     const int reply = pick(100);
     if (reply < 60 && id > 1) {
       e.reply_to = 1 + pick(static_cast<int>(id - 1));
@@ -57,7 +65,6 @@ std::vector<Event> one_chat_history(std::mt19937_64& rng) {
   }
   return out;
 }
-
 
 }  // namespace
 
@@ -86,7 +93,8 @@ TEST_CASE("property: the engine agrees with a brute-force reference on random hi
     got = sorted_appeals(got);
     REQUIRE_MESSAGE(got.size() == want.size(), "round " << round);
     for (std::size_t i = 0; i < got.size(); ++i) {
-      REQUIRE_MESSAGE(appeal_key(got[i]) == appeal_key(want[i]), "round " << round << " appeal " << i);
+      REQUIRE_MESSAGE(appeal_key(got[i]) == appeal_key(want[i]),
+                      "round " << round << " appeal " << i);
     }
     compared_appeals += static_cast<int>(got.size());
   }

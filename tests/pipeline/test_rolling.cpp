@@ -312,8 +312,9 @@ TEST_CASE("rolling: unanswered appeals join the cohort of their opening, censore
   CHECK(press.unanswered == 0);
 }
 
-TEST_CASE("rolling: open appeals of the cohort are censored at their age in the Kaplan-Meier "
-          "median") {
+TEST_CASE(
+    "rolling: open appeals of the cohort are censored at their age in the Kaplan-Meier "
+    "median") {
   RollingStats s(make_registry(7 * kDaySecs));
   // One cohort (opened at kT0), looked at through the 30d window eight days later. Every time
   // below is alone in its sketch bucket, so the bucketed curve is the exact one on
@@ -444,8 +445,8 @@ TEST_CASE("rolling: within target counts answers within the agency's business-ti
   s.add(unanswered(0, AppealKind::first, kT0 - 7200), now);
   const WindowSummary day = first(s, kDay, now);
   CHECK(day.within_target == 2);
-  CHECK(*day.within_target_rate == 0.5);  // 2 / (3 answered + 1 unanswered)
-  CHECK(*day.answer_rate == 0.75);        // 3 / (3 + 1)
+  CHECK(*day.within_target_rate == 0.5);                 // 2 / (3 answered + 1 unanswered)
+  CHECK(*day.answer_rate == 0.75);                       // 3 / (3 + 1)
   CHECK(within(day.business_median, 100.0, kAccuracy));  // of {50, 100, 150}
   CHECK(within(day.median, 500.0, kAccuracy));
   // Per responder, the share is of that responder's answers.

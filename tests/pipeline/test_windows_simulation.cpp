@@ -19,10 +19,10 @@ namespace {
 
 constexpr std::size_t kHour = 0;  // index in kWindows
 constexpr std::int64_t kHorizon = 7 * 86400;
-constexpr std::int64_t kInterval = 5;     // one appeal every 5 s ...
+constexpr std::int64_t kInterval = 5;       // one appeal every 5 s ...
 constexpr std::int64_t kSpan = 40 * 86400;  // ... for 40 days
-constexpr double kSigma = 1.0;            // reply seconds: log-normal, mu = ln 7200
-constexpr double kNeverAnswered = 0.1;    // and a tenth never answered at all
+constexpr double kSigma = 1.0;              // reply seconds: log-normal, mu = ln 7200
+constexpr double kNeverAnswered = 0.1;      // and a tenth never answered at all
 // One second before a sub-bucket edge of every window (all widths divide 302400 s): each
 // window holds exactly the openings of the last `seconds` seconds, no more.
 constexpr std::int64_t kNow = 5634 * 302400 - 1;
@@ -60,8 +60,7 @@ TEST_CASE("windows: Kaplan-Meier medians of a steady stream of first appeals, a 
   // t = 7200 · exp(Φ⁻¹(5/9)) = 7200 · e^0.1397 ≈ 8279.6 s (7200 s with everyone answered).
   // Rounding replies to whole seconds moves it by under half a second; replies beyond the
   // horizon (P = Φ(−ln 84) ≈ 5e-6) become unanswered, which changes nothing below it.
-  const double truth =
-      7200.0 * std::exp(kSigma * normal_quantile(0.5 / (1.0 - kNeverAnswered)));
+  const double truth = 7200.0 * std::exp(kSigma * normal_quantile(0.5 / (1.0 - kNeverAnswered)));
   CHECK(truth == doctest::Approx(8279.6).epsilon(1e-4));
 
   // Appeals open at kNow, kNow − 5, …, back 40 days; answers arrive at opened_at + reply.
@@ -105,14 +104,13 @@ TEST_CASE("windows: Kaplan-Meier medians of a steady stream of first appeals, a 
     const WindowSummary s = stats.agency_summary(0, AppealKind::first, w, kNow, open_ages[w]);
     if (s.km_median_seconds) {
       MESSAGE(window.name << ": Kaplan-Meier median " << *s.km_median_seconds << " s, truth "
-                          << truth << " s (" << 100 * (*s.km_median_seconds / truth - 1)
-                          << "%); " << s.answered << " answered, " << s.unanswered
-                          << " unanswered, " << s.open << " open");
-    } else {
-      MESSAGE(window.name << ": no Kaplan-Meier median (" << to_string(s.km_note)
-                          << "): survival " << s.km_survival << " after " << s.km_max_followup
-                          << " s, truth " << truth << " s; " << s.answered << " answered, "
+                          << truth << " s (" << 100 * (*s.km_median_seconds / truth - 1) << "%); "
+                          << s.answered << " answered, " << s.unanswered << " unanswered, "
                           << s.open << " open");
+    } else {
+      MESSAGE(window.name << ": no Kaplan-Meier median (" << to_string(s.km_note) << "): survival "
+                          << s.km_survival << " after " << s.km_max_followup << " s, truth "
+                          << truth << " s; " << s.answered << " answered, " << s.open << " open");
     }
     // The cohort is every opening of the window's length: 3600 / 5 = 720 for 1h, 17280 for
     // 24h, 120960 for 7d, 518400 for 30d.

@@ -1,12 +1,12 @@
 // Shared helpers for pairing tests: a two-agency registry and a recording sink.
 #pragma once
 
-#include "pipeline/pairing.hpp"
-#include "pipeline/registry.hpp"
-
 #include <map>
 #include <memory>
 #include <vector>
+
+#include "pipeline/pairing.hpp"
+#include "pipeline/registry.hpp"
 
 namespace replywatch::testing {
 
@@ -27,8 +27,7 @@ constexpr std::int64_t kBetaPress = 600301;
 constexpr std::int64_t kIgnoredBot = 7000001;
 
 inline std::shared_ptr<pipeline::Registry> make_registry(
-    std::int64_t horizon = 1000,
-    pipeline::CitizenReplies mode = pipeline::CitizenReplies::ignore) {
+    std::int64_t horizon = 1000, pipeline::CitizenReplies mode = pipeline::CitizenReplies::ignore) {
   auto r = std::make_shared<pipeline::Registry>();
   r->horizon_secs = horizon;
   r->citizen_replies_to_citizens = mode;

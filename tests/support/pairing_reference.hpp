@@ -3,14 +3,14 @@
 // metamorphic tests of the pipeline and the daemon.
 #pragma once
 
-#include "tests/support/pairing_fixture.hpp"
-
 #include <algorithm>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
 #include <tuple>
+
+#include "tests/support/pairing_fixture.hpp"
 
 namespace replywatch::testing {
 
@@ -21,7 +21,9 @@ struct Reference {
   std::int64_t horizon;
   bool ignore_citizen_replies;
 
-  static int agency_of(std::int64_t chat) { return chat == kAlphaChat ? 0 : chat == kBetaChat ? 1 : -1; }
+  static int agency_of(std::int64_t chat) {
+    return chat == kAlphaChat ? 0 : chat == kBetaChat ? 1 : -1;
+  }
 
   static Cls classify(const Event& e) {
     if (e.kind == EventKind::service) return Cls::service;
@@ -85,7 +87,8 @@ struct Reference {
             open->status = AppealStatus::unanswered;
           }
           bool before = false;
-          for (const auto& a : appeals) before = before || (a.citizen == e.author && a.thread == thread);
+          for (const auto& a : appeals)
+            before = before || (a.citizen == e.author && a.thread == thread);
           Appeal a;
           a.conversation = chat;
           a.agency = agency_of(chat);
@@ -156,17 +159,26 @@ inline std::vector<Event> random_history(std::mt19937_64& rng) {
     Event e = message(id, citizens[pick(5)], t, 0, chat);
     const int who = pick(100);
     const bool alpha = chat == kAlphaChat;
-    if (who < 16) e.author = alpha ? kPress : kBetaPress;
-    else if (who < 21) e.author = alpha ? kAlphaChannel : kBetaPress;
-    else if (who < 25) e.author = chat;  // an anonymous admin
-    else if (who < 29) e.author = alpha ? kBetaPress : kPress;  // another agency's official
-    else if (who < 32) e.author = kIgnoredBot;
-    else if (who < 34) e.author_hint = AuthorHint::bot;
-    else if (who < 37) e.author_hint = AuthorHint::automatic_forward;
-    else if (who < 40) e.kind = EventKind::service;
+    if (who < 16)
+      e.author = alpha ? kPress : kBetaPress;
+    else if (who < 21)
+      e.author = alpha ? kAlphaChannel : kBetaPress;
+    else if (who < 25)
+      e.author = chat;  // an anonymous admin
+    else if (who < 29)
+      e.author = alpha ? kBetaPress : kPress;  // another agency's official
+    else if (who < 32)
+      e.author = kIgnoredBot;
+    else if (who < 34)
+      e.author_hint = AuthorHint::bot;
+    else if (who < 37)
+      e.author_hint = AuthorHint::automatic_forward;
+    else if (who < 40)
+      e.kind = EventKind::service;
     const int reply = pick(100);
     if (reply < 55 && id > 1) {
-      e.reply_to = std::max<std::int64_t>(1, id - 1 - pick(static_cast<int>(std::min<std::int64_t>(id - 1, 8))));
+      e.reply_to = std::max<std::int64_t>(
+          1, id - 1 - pick(static_cast<int>(std::min<std::int64_t>(id - 1, 8))));
     } else if (reply < 62 && id > 1) {
       e.reply_to = 1 + pick(static_cast<int>(id - 1));  // further back
     } else if (reply < 66) {
