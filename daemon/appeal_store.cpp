@@ -176,6 +176,14 @@ void AppealStore::enqueue(const Id& id, Stored& s) {
   queue_.push_back(id);
 }
 
+void AppealStore::index_open(const Id& id, const Appeal* a) {
+  if (a && a->status == AppealStatus::open) {
+    open_.try_emplace(id, pipeline::Empty{});
+  } else {
+    open_.erase(id);
+  }
+}
+
 void AppealStore::apply(const Appeal* before, const Appeal* after) {
   if (!after) {
     if (!before) return;
@@ -184,6 +192,7 @@ void AppealStore::apply(const Appeal* before, const Appeal* after) {
       uncount(*s, true);
       appeals_.erase(id);
     }
+    index_open(id, nullptr);
     return;
   }
   const Id id = id_of(*after);
@@ -195,6 +204,7 @@ void AppealStore::apply(const Appeal* before, const Appeal* after) {
   s->appeal = *after;
   s->agency = intern(after->agency);
   enqueue(id, *s);
+  index_open(id, after);
 }
 
 void AppealStore::reappear(const Appeal& before, const Appeal* after) {
@@ -246,6 +256,7 @@ void AppealStore::evict(std::int64_t before) {
     // A stale entry: the appeal changed since (its current entry is elsewhere in the heap).
     if (pipeline::decided_at(s->appeal, registry_->horizon_secs) != at) continue;
     appeals_.erase(id);
+    open_.erase(id);
   }
 }
 
@@ -349,6 +360,7 @@ Result<void> AppealStore::restore(std::string_view in) {
       next.by_decision_.emplace(pipeline::decided_at(stored->appeal, registry_->horizon_secs), id);
     }
     if (!stored->counted_open || stored->counted == kNotCounted) next.enqueue(id, *stored);
+    next.index_open(id, &stored->appeal);
   }
   if (!r.get_count(n, 80)) return damaged("counters");
   for (std::uint64_t i = 0; i < n; ++i) {

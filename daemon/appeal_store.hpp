@@ -68,6 +68,14 @@ class AppealStore {
   void for_each(F&& f) const {
     appeals_.for_each([&](const Id&, const Stored& s) { f(s.appeal); });
   }
+  /// The appeals whose status is open now.
+  template <class F>
+  void for_each_open(F&& f) const {
+    open_.for_each([&](const Id& id, pipeline::Empty) {
+      if (const Stored* s = appeals_.find(id)) f(s->appeal);
+    });
+  }
+  std::size_t open_count() const { return open_.size(); }
   std::size_t size() const { return appeals_.size(); }
 
   const std::map<AppealKey, AppealCounts>& counts() const { return counts_; }
@@ -110,10 +118,12 @@ class AppealStore {
   void uncount(Stored& s, bool drop_open);
   void count_close(Stored& s);
   void enqueue(const Id& id, Stored& s);
+  void index_open(const Id& id, const pipeline::Appeal* a);
 
   std::shared_ptr<const pipeline::Registry> registry_;
   std::vector<std::string> agency_names_;  // every agency id an appeal has had
   pipeline::FlatMap<Id, Stored, IdHash> appeals_;
+  pipeline::FlatMap<Id, pipeline::Empty, IdHash> open_;  // appeals with status open
   std::vector<Id> queue_;  // not yet final
   Heap by_decision_;       // (decided_at, id) of decided appeals, for eviction; lazily valid
   std::map<AppealKey, AppealCounts> counts_;

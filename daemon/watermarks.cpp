@@ -1,5 +1,5 @@
-// Watermarks only move forward; a connector's ownership of a conversation is kept
-// by name in snapshots, so a reordered configuration keeps it.
+// Watermarks only move forward; ownership of a conversation is kept by producer name in
+// snapshots, so a reordered configuration keeps it.
 #include "daemon/watermarks.hpp"
 
 #include <algorithm>
@@ -9,46 +9,31 @@
 namespace replywatch::daemon {
 
 namespace {
-constexpr std::uint32_t kMagic = 0x5257574D;  // "RWWM"
+constexpr std::uint32_t kProgressMagic = 0x52574350;  // "RWCP"
+constexpr std::uint32_t kClocksMagic = 0x5257434B;    // "RWCK"
 constexpr std::uint32_t kVersion = 1;
 }  // namespace
 
-void Watermarks::configure(std::vector<Connector> connectors) {
-  if (connectors.size() > kMaxConnectors) connectors.resize(kMaxConnectors);
-  // Owner bits follow connectors by name.
-  std::vector<std::size_t> moved(connectors_.size(), kMaxConnectors);
-  for (std::size_t i = 0; i < connectors.size(); ++i) {
-    const std::size_t old = index(connectors[i].name);
-    if (old == kMaxConnectors) continue;
-    moved[old] = i;
-    connectors[i].watermark = connectors_[old].watermark;
-    connectors[i].caught_up = connectors_[old].caught_up;
+// ---- ConnectorProgress ----
+
+void ConnectorProgress::configure(std::vector<Connector> connectors) {
+  for (Connector& c : connectors) {
+    const std::size_t old = index(c.name);
+    if (old == connectors_.size()) continue;
+    c.watermark = connectors_[old].watermark;
+    c.caught_up = connectors_[old].caught_up;
   }
-  owners_.for_each([&](const pipeline::PairKey&, const std::uint64_t& mask) {
-    std::uint64_t next = 0;
-    for (std::size_t b = 0; b < moved.size(); ++b) {
-      if ((mask >> b & 1) && moved[b] != kMaxConnectors) next |= std::uint64_t{1} << moved[b];
-    }
-    const_cast<std::uint64_t&>(mask) = next;
-  });
   connectors_ = std::move(connectors);
 }
 
-std::size_t Watermarks::index(std::string_view name) const {
+std::size_t ConnectorProgress::index(std::string_view name) const {
   for (std::size_t i = 0; i < connectors_.size(); ++i) {
     if (connectors_[i].name == name) return i;
   }
-  return kMaxConnectors;
+  return connectors_.size();
 }
 
-void Watermarks::delivered(std::size_t connector, pipeline::Source source,
-                           std::int64_t conversation) {
-  if (connector >= connectors_.size()) return;
-  *owners_.try_emplace({static_cast<std::int64_t>(source), conversation}, 0).first |=
-      std::uint64_t{1} << connector;
-}
-
-bool Watermarks::caught_up(std::size_t connector, std::int64_t now) {
+bool ConnectorProgress::caught_up(std::size_t connector, std::int64_t now) {
   if (connector >= connectors_.size()) return false;
   Connector& c = connectors_[connector];
   c.caught_up = true;
@@ -57,11 +42,11 @@ bool Watermarks::caught_up(std::size_t connector, std::int64_t now) {
   return true;
 }
 
-void Watermarks::behind(std::size_t connector) {
+void ConnectorProgress::behind(std::size_t connector) {
   if (connector < connectors_.size()) connectors_[connector].caught_up = false;
 }
 
-void Watermarks::tick(std::int64_t now, std::int64_t serving_since) {
+void ConnectorProgress::tick(std::int64_t now, std::int64_t serving_since) {
   for (Connector& c : connectors_) {
     if (c.push && now - serving_since >= lateness_) {
       c.caught_up = true;
@@ -70,37 +55,100 @@ void Watermarks::tick(std::int64_t now, std::int64_t serving_since) {
   }
 }
 
-std::int64_t Watermarks::min_of(std::uint64_t mask) const {
-  std::int64_t clock = kNoClock;
-  bool any = false;
-  for (std::size_t i = 0; i < connectors_.size(); ++i) {
-    if (!(mask >> i & 1)) continue;
-    clock = any ? std::min(clock, connectors_[i].watermark) : connectors_[i].watermark;
-    any = true;
-  }
-  return any ? clock : kNoClock;
-}
-
-std::int64_t Watermarks::clock_of(pipeline::Source source, std::int64_t conversation) const {
-  const std::uint64_t* mask = owners_.find({static_cast<std::int64_t>(source), conversation});
-  const std::uint64_t all =
-      connectors_.size() >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << connectors_.size()) - 1;
-  return min_of(mask && (*mask & all) ? *mask : all);
-}
-
-std::int64_t Watermarks::lag(std::size_t connector, std::int64_t now) const {
+std::int64_t ConnectorProgress::lag(std::size_t connector, std::int64_t now) const {
   if (connector >= connectors_.size() || connectors_[connector].watermark == kNoClock) return -1;
   return std::max<std::int64_t>(0, now - connectors_[connector].watermark);
 }
 
-void Watermarks::serialize(std::string& out) const {
+void ConnectorProgress::serialize(std::string& out) const {
   pipeline::BinaryWriter w(out);
-  w.put(kMagic);
+  w.put(kProgressMagic);
   w.put(kVersion);
   w.put(static_cast<std::uint64_t>(connectors_.size()));
   for (const Connector& c : connectors_) {
     w.put_bytes(c.name);
     w.put(c.watermark);
+  }
+}
+
+Result<void> ConnectorProgress::restore(std::string_view in) {
+  pipeline::BinaryReader r(in);
+  std::uint32_t magic = 0, version = 0;
+  std::uint64_t n = 0;
+  if (!r.get(magic) || magic != kProgressMagic || !r.get(version) || version != kVersion ||
+      !r.get_count(n, 16)) {
+    return make_error("connector progress: damaged header");
+  }
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::string_view name;
+    std::int64_t watermark = kNoClock;
+    if (!r.get_bytes(name) || !r.get(watermark)) return make_error("connector progress: damaged");
+    // A restored connector is behind until its first poll after this start.
+    if (const std::size_t at = index(name); at < connectors_.size()) {
+      connectors_[at].watermark = watermark;
+    }
+  }
+  if (!r.at_end()) return make_error("connector progress: trailing bytes");
+  return {};
+}
+
+// ---- Clocks ----
+
+std::size_t Clocks::producer(std::string_view name) {
+  for (std::size_t i = 0; i < producers_.size(); ++i) {
+    if (producers_[i].name == name) return i;
+  }
+  if (producers_.size() == kMaxProducers) return kMaxProducers - 1;
+  producers_.push_back({std::string(name), kNoClock, false});
+  return producers_.size() - 1;
+}
+
+void Clocks::set_watermark(std::size_t producer, std::int64_t watermark) {
+  if (producer >= producers_.size()) return;
+  Producer& p = producers_[producer];
+  p.watermark = std::max(p.watermark, watermark);
+  p.retired = false;
+}
+
+void Clocks::retire(std::size_t producer) {
+  if (producer < producers_.size()) producers_[producer].retired = true;
+}
+
+void Clocks::delivered(std::size_t producer, pipeline::Source source, std::int64_t conversation) {
+  if (producer >= producers_.size()) return;
+  *owners_.try_emplace({static_cast<std::int64_t>(source), conversation}, 0).first |=
+      std::uint64_t{1} << producer;
+}
+
+std::int64_t Clocks::min_of(std::uint64_t mask) const {
+  std::int64_t clock = kNoClock;
+  bool any = false;
+  for (std::size_t i = 0; i < producers_.size(); ++i) {
+    if (!(mask >> i & 1) || producers_[i].retired) continue;
+    clock = any ? std::min(clock, producers_[i].watermark) : producers_[i].watermark;
+    any = true;
+  }
+  return any ? clock : kNoClock;
+}
+
+std::int64_t Clocks::clock_of(pipeline::Source source, std::int64_t conversation) const {
+  const std::uint64_t* mask = owners_.find({static_cast<std::int64_t>(source), conversation});
+  std::uint64_t live = 0;
+  for (std::size_t i = 0; i < producers_.size(); ++i) {
+    if (!producers_[i].retired) live |= std::uint64_t{1} << i;
+  }
+  return min_of(mask && (*mask & live) ? *mask : live);
+}
+
+void Clocks::serialize(std::string& out) const {
+  pipeline::BinaryWriter w(out);
+  w.put(kClocksMagic);
+  w.put(kVersion);
+  w.put(static_cast<std::uint64_t>(producers_.size()));
+  for (const Producer& p : producers_) {
+    w.put_bytes(p.name);
+    w.put(p.watermark);
+    w.put(static_cast<std::uint8_t>(p.retired));
   }
   w.put(static_cast<std::uint64_t>(owners_.size()));
   owners_.for_each([&](const pipeline::PairKey& k, std::uint64_t mask) {
@@ -110,39 +158,33 @@ void Watermarks::serialize(std::string& out) const {
   });
 }
 
-Result<void> Watermarks::restore(std::string_view in) {
+Result<void> Clocks::restore(std::string_view in) {
   pipeline::BinaryReader r(in);
   std::uint32_t magic = 0, version = 0;
-  if (!r.get(magic) || magic != kMagic || !r.get(version) || version != kVersion) {
-    return make_error("watermarks: bad magic or version");
-  }
   std::uint64_t n = 0;
-  if (!r.get_count(n, 16) || n > kMaxConnectors)
-    return make_error("watermarks: damaged connectors");
-  // Old bit → new index, by name; progress of connectors no longer configured is dropped.
-  std::vector<std::size_t> moved(n, kMaxConnectors);
-  for (std::uint64_t i = 0; i < n; ++i) {
-    std::string_view name;
-    std::int64_t watermark = kNoClock;
-    if (!r.get_bytes(name) || !r.get(watermark))
-      return make_error("watermarks: damaged connectors");
-    const std::size_t now_at = index(name);
-    moved[i] = now_at;
-    // A restored connector is behind until its first poll after this start.
-    if (now_at != kMaxConnectors) connectors_[now_at].watermark = watermark;
+  if (!r.get(magic) || magic != kClocksMagic || !r.get(version) || version != kVersion ||
+      !r.get_count(n, 17) || n > kMaxProducers) {
+    return make_error("clocks: damaged header");
   }
-  if (!r.get_count(n, 24)) return make_error("watermarks: damaged owners");
-  owners_.clear();
+  Clocks next;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    Producer p;
+    std::uint8_t retired = 0;
+    if (!r.get_string(p.name) || !r.get(p.watermark) || !r.get(retired) || retired > 1) {
+      return make_error("clocks: damaged producer");
+    }
+    p.retired = retired != 0;
+    next.producers_.push_back(std::move(p));
+  }
+  if (!r.get_count(n, 24)) return make_error("clocks: damaged owners");
   for (std::uint64_t i = 0; i < n; ++i) {
     pipeline::PairKey k;
-    std::uint64_t mask = 0, next = 0;
-    if (!r.get(k.a) || !r.get(k.b) || !r.get(mask)) return make_error("watermarks: damaged owners");
-    for (std::size_t b = 0; b < moved.size(); ++b) {
-      if ((mask >> b & 1) && moved[b] != kMaxConnectors) next |= std::uint64_t{1} << moved[b];
-    }
-    owners_.try_emplace(k, next);
+    std::uint64_t mask = 0;
+    if (!r.get(k.a) || !r.get(k.b) || !r.get(mask)) return make_error("clocks: damaged owners");
+    next.owners_.try_emplace(k, mask);
   }
-  if (!r.at_end()) return make_error("watermarks: trailing bytes");
+  if (!r.at_end()) return make_error("clocks: trailing bytes");
+  *this = std::move(next);
   return {};
 }
 

@@ -141,9 +141,9 @@ Outcome run(const std::vector<Event>& history, std::shared_ptr<const daemon::Con
   Outcome out;
   engine->appeals().for_each([&](const Appeal& a) { out.appeals.push_back(a); });
   out.metrics = prometheus::TextSerializer().Serialize(engine->collect(end));
-  for (const auto& [name, h] : engine->connectors()) {
-    out.late += h.late[0];
-    out.inexact += h.late[1] + h.late[2];
+  for (const auto& [name, late] : engine->late()) {
+    out.late += late[0];
+    out.inexact += late[1] + late[2];
   }
   return out;
 }
