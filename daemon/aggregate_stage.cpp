@@ -68,9 +68,8 @@ void AggregateStage::on_forgotten_deletion(pipeline::Source source, std::int64_t
   on_appeal(&before, &after);
 }
 
-void AggregateStage::tick(std::int64_t now, const AppealStore::ClockOf& clock_of) {
+void AggregateStage::age(std::int64_t now) {
   now_ = now;
-  store_.settle(clock_of);
   store_.evict(now - config_->daemon.appeal_retention_secs);
   rolling_->advance(now);
 }
@@ -147,10 +146,15 @@ std::vector<RankingRow> AggregateStage::ranking_rows(std::size_t window, const s
   return rows;
 }
 
-Result<std::string> AggregateStage::appeals_json(const std::string& agency,
+Result<std::string> AggregateStage::appeals_json(std::span<const AggregateStage* const> stages,
+                                                 const std::string& agency,
                                                  const std::string& status, std::size_t limit,
-                                                 const std::string& cursor) const {
-  const auto& registry = *config_->registry;
+                                                 const std::string& cursor) {
+  if (stages.empty()) {
+    return Result<std::string>(boost::system::in_place_value,
+                               std::string("{\"appeals\":[],\"next_cursor\":null}\n"));
+  }
+  const auto& registry = *stages.front()->config_->registry;
   // Order: (opened_at, conversation, opened_message); the cursor is the last key returned.
   using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t>;
   std::optional<Key> after;
@@ -171,13 +175,15 @@ Result<std::string> AggregateStage::appeals_json(const std::string& agency,
   }
   const std::int32_t agency_index = agency.empty() ? -1 : registry.agency_index(agency);
   std::vector<const Appeal*> picked;
-  store_.for_each([&](const Appeal& a) {
-    if (a.agency < 0 || static_cast<std::size_t>(a.agency) >= registry.agencies.size()) return;
-    if (!agency.empty() && a.agency != agency_index) return;
-    if (!status.empty() && pipeline::to_string(a.status) != status) return;
-    if (after && !(*after < Key{a.opened_at, a.conversation, a.opened_message})) return;
-    picked.push_back(&a);
-  });
+  for (const AggregateStage* stage : stages) {
+    stage->store_.for_each([&](const Appeal& a) {
+      if (a.agency < 0 || static_cast<std::size_t>(a.agency) >= registry.agencies.size()) return;
+      if (!agency.empty() && a.agency != agency_index) return;
+      if (!status.empty() && pipeline::to_string(a.status) != status) return;
+      if (after && !(*after < Key{a.opened_at, a.conversation, a.opened_message})) return;
+      picked.push_back(&a);
+    });
+  }
   auto key = [](const Appeal* a) { return Key{a->opened_at, a->conversation, a->opened_message}; };
   const std::size_t n = std::min(limit, picked.size());
   std::partial_sort(picked.begin(), picked.begin() + static_cast<std::ptrdiff_t>(n), picked.end(),

@@ -6,6 +6,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,14 @@ class AggregateStage : public pipeline::AppealSink {
 
   /// Counts what became final at the clocks of its conversations, drops decided appeals
   /// older than the appeal retention, ages the windows.
-  void tick(std::int64_t now, const AppealStore::ClockOf& clock_of);
+  void tick(std::int64_t now, const AppealStore::ClockOf& clock_of) {
+    settle(clock_of);
+    age(now);
+  }
+  /// Counts what became final at the clocks of its conversations.
+  void settle(const AppealStore::ClockOf& clock_of) { store_.settle(clock_of); }
+  /// Drops decided appeals older than the appeal retention, ages the windows.
+  void age(std::int64_t now);
 
   /// Rows of the league table for window `window` (an index of pipeline::kWindows).
   std::vector<RankingRow> ranking_rows(std::size_t window, const std::string& by,
@@ -45,7 +53,14 @@ class AggregateStage : public pipeline::AppealSink {
   /// /api/v1/appeals: filtered, oldest first, `limit` per page, `cursor` from the previous
   /// page's next_cursor.
   Result<std::string> appeals_json(const std::string& agency, const std::string& status,
-                                   std::size_t limit, const std::string& cursor) const;
+                                   std::size_t limit, const std::string& cursor) const {
+    const AggregateStage* self = this;
+    return appeals_json({&self, 1}, agency, status, limit, cursor);
+  }
+  /// The same over several stages (the partitions one instance owns), as one list.
+  static Result<std::string> appeals_json(std::span<const AggregateStage* const> stages,
+                                          const std::string& agency, const std::string& status,
+                                          std::size_t limit, const std::string& cursor);
 
   /// Counters, histograms, backlog, windows, thresholds, the hour-of-week profile.
   void collect(std::int64_t now, Families& out) const;

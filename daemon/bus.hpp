@@ -1,11 +1,10 @@
-// The bus between connectors and the pipeline. In-process by default; a Kafka
-// implementation keys events by conversation so pairing stays partition-local.
+// The bus between connectors and the pipeline. In-process by default; on Kafka
+// (daemon/kafka/ingest_producer.*) events are keyed by conversation so pairing stays
+// partition-local.
 #pragma once
 
-#include "connectors/connector.hpp"
-
+#include <atomic>
 #include <boost/asio/io_context.hpp>
-
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -13,6 +12,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "connectors/connector.hpp"
 
 namespace replywatch::daemon {
 
@@ -24,16 +25,24 @@ class Bus {
   virtual ~Bus() = default;
   /// Thread-safe. May block the producer while the consumer is behind.
   virtual void publish(EventBatch batch) = 0;
+  /// Blocks until every batch with `sync` the connector published so far is durable, or
+  /// `stop`; false when stopped first. A connector confirms to its source only after it.
+  virtual bool wait_durable(const std::string& connector, const std::atomic<bool>& stop) = 0;
+  /// Wakes blocked producers for shutdown; later publishes are dropped.
+  virtual void close() = 0;
 };
 
-/// Hands batches to `consumer` on the io_context's thread, in publish order.
+/// Hands batches to `consumer` on the io_context's thread, in publish order. A batch is
+/// durable once a snapshot that holds it is on disk (snapshot_written).
 class InProcessBus : public Bus {
  public:
   InProcessBus(boost::asio::io_context& io, std::function<void(EventBatch&&)> consumer,
                std::size_t max_in_flight = 64);
   void publish(EventBatch batch) override;
-  /// Wakes blocked producers for shutdown; later publishes are dropped.
-  void close();
+  bool wait_durable(const std::string& connector, const std::atomic<bool>& stop) override;
+  void close() override;
+  /// On the io thread, after a snapshot: everything applied so far is durable.
+  void snapshot_written();
 
  private:
   boost::asio::io_context& io_;
@@ -41,8 +50,11 @@ class InProcessBus : public Bus {
   std::size_t max_in_flight_;
   std::mutex mutex_;
   std::condition_variable drained_;
+  std::condition_variable durable_cv_;
   std::size_t in_flight_ = 0;
   bool closed_ = false;
+  // Sync batches by connector: published, applied, in a snapshot.
+  std::map<std::string, std::uint64_t> published_, applied_, durable_;
 };
 
 }  // namespace replywatch::daemon

@@ -1,15 +1,15 @@
 // Subcommand dispatch and flag parsing; each subcommand's --help lists every flag.
 #include "daemon/cli.hpp"
 
-#include "daemon/config.hpp"
-#include "daemon/replay.hpp"
-#include "daemon/report.hpp"
-#include "daemon/version.hpp"
-#include "daemon/server.hpp"
-
 #include <charconv>
 #include <fstream>
 
+#include "daemon/config.hpp"
+#include "daemon/kafka/topics.hpp"
+#include "daemon/replay.hpp"
+#include "daemon/report.hpp"
+#include "daemon/server.hpp"
+#include "daemon/version.hpp"
 
 namespace replywatch::daemon {
 
@@ -24,6 +24,7 @@ Commands:
   run           Run the daemon: connectors, pairing, /metrics and the ranking API
   replay        Pair appeals and answers in exports or event files; print statistics
   check-config  Validate a configuration file; exit 0 when valid, 1 otherwise
+  kafka-check   Check the Kafka cluster of `bus:` (topics, ACLs, replicas); exit 0 when ready
 
 Flags:
   -h, --help    Show this help (and `replywatch <command> --help` for a command)
@@ -61,7 +62,7 @@ constexpr const char* kRunHelp = R"(Usage:
   replywatch run --config FILE
 
 Runs the daemon until SIGTERM or SIGINT: the configured connectors feed the
-in-process bus, appeals are paired by the rules whatever the order messages
+bus (in-process, or Kafka with `bus: {type: kafka}`), appeals are paired by the rules whatever the order messages
 arrive in, and expired on each conversation's clock (the watermark of the
 connectors that deliver it: the wall clock less daemon.lateness_secs once they
 have caught up); the HTTP
@@ -85,6 +86,21 @@ configuration is valid, 1 otherwise. Nothing is contacted.
 Flags:
   --config FILE   The configuration to check. Required.
   -h, --help      Show this help.
+)";
+
+constexpr const char* kKafkaCheckHelp = R"(Usage:
+  replywatch kafka-check --config FILE
+
+Contacts the Kafka cluster of FILE's `bus:` section and prints one line per check:
+brokers, each topic (missing, partitions, replication, min.insync.replicas,
+cleanup policy), ACLs on the topics, the consumer groups and the transactional
+ids. Lines start with "ok:" or "missing:". Creates nothing. Exit 0 when nothing
+is missing, 1 otherwise.
+
+Flags:
+  --config FILE       The configuration. Required; its bus must be type: kafka.
+  --timeout SECONDS   How long each request may take (default 10).
+  -h, --help          Show this help.
 )";
 
 /// Takes the value of `--flag VALUE` or `--flag=VALUE`; false if absent.
@@ -113,6 +129,46 @@ bool wants_help(const std::vector<std::string>& args) {
   return false;
 }
 
+int kafka_check(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (wants_help(args)) {
+    out << kKafkaCheckHelp;
+    return 0;
+  }
+  std::string config_path, timeout_text = "10", problem;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (take_value(args, i, "--config", config_path, problem)) continue;
+    if (take_value(args, i, "--timeout", timeout_text, problem)) continue;
+    err << "replywatch kafka-check: unknown argument '" << args[i] << "'\n";
+    return 1;
+  }
+  int timeout = 0;
+  const char* end = timeout_text.data() + timeout_text.size();
+  if (problem.empty() && (std::from_chars(timeout_text.data(), end, timeout).ptr != end ||
+                          timeout < 1 || timeout > 600)) {
+    problem = "--timeout must be between 1 and 600 seconds";
+  }
+  if (!problem.empty() || config_path.empty()) {
+    err << "replywatch kafka-check: " << (problem.empty() ? "--config FILE is required" : problem)
+        << "\n";
+    return 1;
+  }
+  auto config = load_config(config_path);
+  if (!config) {
+    err << config.error().message << "\n";
+    return 1;
+  }
+  if (!config->bus.kafka()) {
+    err << "replywatch kafka-check: " << config_path << " has no `bus: {type: kafka}` section\n";
+    return 1;
+  }
+  bool ok = true;
+  for (const auto& line : kafka::check_cluster(config->bus, timeout * 1000)) {
+    out << (line.ok ? "ok: " : "missing: ") << line.text << "\n";
+    ok = ok && line.ok;
+  }
+  return ok ? 0 : 1;
+}
+
 int check_config(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (wants_help(args)) {
     out << kCheckConfigHelp;
@@ -134,7 +190,8 @@ int check_config(const std::vector<std::string>& args, std::ostream& out, std::o
     err << config.error().message << "\n";
     return 1;
   }
-  out << config_path << ": ok (" << config->registry->agencies.size() << " agencies)\n";
+  out << config_path << ": ok (" << config->registry->agencies.size() << " agencies"
+      << (config->bus.kafka() ? ", Kafka bus at " + config->bus.bootstrap_servers : "") << ")\n";
   return 0;
 }
 
@@ -221,7 +278,8 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
   options.progress = err_is_terminal;
 
   const ReplayResult result = run_replay(config->registry, options, err);
-  for (const auto& f : result.rejected_files) err << "replywatch replay: rejected " << f.error << "\n";
+  for (const auto& f : result.rejected_files)
+    err << "replywatch replay: rejected " << f.error << "\n";
   if (!result.unowned_chats.empty()) {
     err << "replywatch replay: note: " << result.unowned_chats.size()
         << " chat(s) in the input belong to no agency and were not paired:";
@@ -289,6 +347,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (args[0] == "run") return run(args, out, err);
   if (args[0] == "replay") return replay(args, out, err, err_is_terminal);
   if (args[0] == "check-config") return check_config(args, out, err);
+  if (args[0] == "kafka-check") return kafka_check(args, out, err);
   err << "replywatch: unknown command '" << args[0] << "' (see replywatch --help)\n";
   return 1;
 }

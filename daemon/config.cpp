@@ -2,21 +2,21 @@
 // map entries, which is what lets us report them instead of silently keeping one.
 #include "daemon/config.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <cctype>
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "daemon/kafka/client.hpp"
 
 namespace replywatch::daemon {
 
@@ -203,8 +203,8 @@ bool parse_date(std::string_view s, std::chrono::year_month_day& out) {
   if (std::from_chars(s.data(), s.data() + 4, y).ptr != s.data() + 4) return false;
   if (std::from_chars(s.data() + 5, s.data() + 7, m).ptr != s.data() + 7) return false;
   if (std::from_chars(s.data() + 8, s.data() + 10, d).ptr != s.data() + 10) return false;
-  out = std::chrono::year_month_day{std::chrono::year{y}, std::chrono::month{m},
-                                    std::chrono::day{d}};
+  out =
+      std::chrono::year_month_day{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
   return out.ok();
 }
 
@@ -238,6 +238,183 @@ bool positive(Checker& ck, const YAML::Node& node, const std::string& path, std:
   }
   out = v;
   return true;
+}
+
+bool secret_from_env(Checker& ck, const YAML::Node& node, const std::string& path,
+                     std::string& out);
+bool secret_from_file(Checker& ck, const YAML::Node& node, const std::string& path,
+                      const std::string& what, std::string& out);
+
+bool host_port_list(std::string_view list) {
+  if (list.empty()) return false;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    const auto colon = item.rfind(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == item.size()) return false;
+    unsigned port = 0;
+    const char* end = item.data() + item.size();
+    if (std::from_chars(item.data() + colon + 1, end, port).ptr != end || port == 0 ||
+        port > 65535) {
+      return false;
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
+bool is_name(std::string_view s) {
+  return !s.empty() && s.size() <= 200 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+void parse_bus(Checker& ck, const YAML::Node& node, BusSettings& b) {
+  const auto m = ck.mapping(
+      node, "bus",
+      {"type", "bootstrap_servers", "topic_prefix", "group_id", "instance", "partitions",
+       "replication_factor", "min_insync_replicas", "create_topics", "checkpoint_interval_secs",
+       "commit_interval_ms", "stats_interval_secs", "producer_timeout_secs", "rdkafka"},
+      {"type"});
+  if (auto f = m.find("type"); f != m.end() && ck.text(f->second, "bus.type", b.type)) {
+    if (b.type != "in_process" && b.type != "kafka") {
+      ck.problem(f->second, "bus.type", "must be 'in_process' or 'kafka', not '" + b.type + "'");
+      return;
+    }
+  }
+  if (!b.kafka()) {
+    for (const auto& [key, value] : m) {
+      if (key != "type") ck.problem(value, "bus." + key, "only for type: kafka");
+    }
+    return;
+  }
+  if (auto f = m.find("bootstrap_servers"); f == m.end()) {
+    ck.problem(node, "bus.bootstrap_servers", "missing required key for type: kafka");
+  } else if (ck.text(f->second, "bus.bootstrap_servers", b.bootstrap_servers) &&
+             !host_port_list(b.bootstrap_servers)) {
+    ck.problem(f->second, "bus.bootstrap_servers",
+               "expected HOST:PORT[,HOST:PORT...], e.g. \"127.0.0.1:9092\"");
+  }
+  for (auto [key, out] : {std::pair{"topic_prefix", &b.topic_prefix},
+                          std::pair{"group_id", &b.group_id}, std::pair{"instance", &b.instance}}) {
+    if (auto f = m.find(key); f != m.end()) {
+      if (ck.text(f->second, std::string("bus.") + key, *out) && !is_name(*out)) {
+        ck.problem(f->second, std::string("bus.") + key,
+                   "must be 1 to 200 of [A-Za-z0-9._-] (it names Kafka topics, groups and "
+                   "transactional ids)");
+      }
+    }
+  }
+  if (auto f = m.find("partitions"); f != m.end()) {
+    std::int64_t v = 0;
+    if (positive(ck, f->second, "bus.partitions", 10000, v)) b.partitions = static_cast<int>(v);
+  }
+  if (auto f = m.find("replication_factor"); f != m.end()) {
+    std::int64_t v = 0;
+    if (ck.integer(f->second, "bus.replication_factor", v)) {
+      if (v != -1 && (v < 1 || v > 100)) {
+        ck.problem(f->second, "bus.replication_factor",
+                   "must be -1 (the broker's default) or between 1 and 100");
+      } else {
+        b.replication_factor = static_cast<int>(v);
+      }
+    }
+  }
+  if (auto f = m.find("min_insync_replicas"); f != m.end()) {
+    std::int64_t v = 0;
+    if (positive(ck, f->second, "bus.min_insync_replicas", 100, v)) {
+      b.min_insync_replicas = static_cast<int>(v);
+      if (b.replication_factor > 0 && v > b.replication_factor) {
+        ck.problem(f->second, "bus.min_insync_replicas",
+                   "must not exceed bus.replication_factor (" +
+                       std::to_string(b.replication_factor) + "): no write could succeed");
+      }
+    }
+  }
+  if (auto f = m.find("create_topics"); f != m.end()) {
+    std::string v;
+    if (ck.text(f->second, "bus.create_topics", v)) {
+      if (v == "true") {
+        b.create_topics = true;
+      } else if (v == "false") {
+        b.create_topics = false;
+      } else {
+        ck.problem(f->second, "bus.create_topics", "expected true or false");
+      }
+    }
+  }
+  if (auto f = m.find("checkpoint_interval_secs"); f != m.end()) {
+    positive(ck, f->second, "bus.checkpoint_interval_secs", 86400, b.checkpoint_interval_secs);
+  }
+  if (auto f = m.find("commit_interval_ms"); f != m.end()) {
+    positive(ck, f->second, "bus.commit_interval_ms", 60000, b.commit_interval_ms);
+  }
+  if (auto f = m.find("stats_interval_secs"); f != m.end()) {
+    positive(ck, f->second, "bus.stats_interval_secs", 3600, b.stats_interval_secs);
+  }
+  if (auto f = m.find("producer_timeout_secs"); f != m.end()) {
+    positive(ck, f->second, "bus.producer_timeout_secs", 30 * 86400, b.producer_timeout_secs);
+  }
+  if (b.instance.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) b.instance = host;
+    if (!is_name(b.instance)) b.instance = "replywatch";
+  }
+  const auto f = m.find("rdkafka");
+  if (f == m.end()) return;
+  if (!f->second.IsMap()) {
+    ck.problem(f->second, "bus.rdkafka", "expected a mapping of librdkafka settings");
+    return;
+  }
+  std::map<std::string, int> seen;
+  for (auto it = f->second.begin(); it != f->second.end(); ++it) {
+    if (!it->first.IsScalar()) {
+      ck.problem(it->first, "bus.rdkafka", "keys must be plain names");
+      continue;
+    }
+    std::string key = it->first.Scalar();
+    const std::string path = "bus.rdkafka." + key;
+    if (!it->second.IsScalar()) {
+      ck.problem(it->second, path, "expected a string or a number");
+      continue;
+    }
+    std::string value;
+    bool secret = false;
+    auto ends_with = [&](std::string_view suffix) {
+      return key.size() > suffix.size() &&
+             key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends_with("_env")) {
+      key.resize(key.size() - 4);
+      if (!secret_from_env(ck, it->second, path, value)) continue;
+      secret = true;
+    } else if (ends_with("_file")) {
+      key.resize(key.size() - 5);
+      if (!secret_from_file(ck, it->second, path, "secret", value)) continue;
+      secret = true;
+    } else {
+      value = it->second.Scalar();
+    }
+    if (auto [prev, inserted] = seen.emplace(key, it->first.Mark().line + 1); !inserted) {
+      ck.problem(it->first, path,
+                 "'" + key + "' is set twice (first at line " + std::to_string(prev->second) + ")");
+      continue;
+    }
+    if (const std::string why = kafka::controlled_setting(key); !why.empty()) {
+      ck.problem(it->first, path, why);
+      continue;
+    }
+    if (std::string problem = kafka::check_setting(key, value); !problem.empty()) {
+      if (secret) problem = kafka::scrub(problem, {value});
+      ck.problem(it->second, path, problem);
+      continue;
+    }
+    if (secret) b.secrets.push_back(value);
+    b.rdkafka.emplace_back(std::move(key), std::move(value));
+  }
 }
 
 void parse_daemon(Checker& ck, const YAML::Node& node, DaemonSettings& d) {
@@ -351,6 +528,40 @@ bool secret_from_env(Checker& ck, const YAML::Node& node, const std::string& pat
   return true;
 }
 
+/// Reads a secret from the file named by `node`: a regular file only its owner may read
+/// (0600), first line, trailing blanks dropped. Messages name the file, never its content.
+bool secret_from_file(Checker& ck, const YAML::Node& node, const std::string& path,
+                      const std::string& what, std::string& out) {
+  std::string file;
+  if (!ck.text(node, path, file)) return false;
+  struct stat st {};
+  errno = 0;
+  if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    ck.problem(node, path,
+               "cannot read " + what + " file '" + file +
+                   "': " + (errno ? std::string(std::strerror(errno)) : "not a regular file"));
+    return false;
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    ck.problem(node, path,
+               what + " file '" + file + "' is accessible by group or others; chmod 600 it (the " +
+                   what + " is a secret)");
+    return false;
+  }
+  std::ifstream in(file);
+  if (!in) {
+    ck.problem(node, path, "cannot read " + what + " file '" + file + "'");
+    return false;
+  }
+  std::getline(in, out);
+  while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
+  if (out.empty()) {
+    ck.problem(node, path, what + " file '" + file + "' is empty");
+    return false;
+  }
+  return true;
+}
+
 void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path,
                     const std::map<std::string, YAML::Node>& m, ConnectorConfig& c) {
   c.mode = "poll";
@@ -370,39 +581,18 @@ void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path
                  "'_' or '-')");
     }
   } else if (file != m.end()) {
-    std::string token_path;
-    if (ck.text(file->second, path + ".token_file", token_path)) {
-      struct stat st {};
-      errno = 0;
-      if (::stat(token_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        ck.problem(file->second, path + ".token_file",
-                   "cannot read token file '" + token_path + "': " +
-                       (errno ? std::string(std::strerror(errno)) : "not a regular file"));
-      } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        ck.problem(file->second, path + ".token_file",
-                   "token file '" + token_path +
-                       "' is accessible by group or others; chmod 600 it (the token is a "
-                       "secret)");
-      } else {
-        std::ifstream in(token_path);
-        std::getline(in, c.token);
-        while (!c.token.empty() && std::isspace(static_cast<unsigned char>(c.token.back()))) {
-          c.token.pop_back();
-        }
-        if (!is_token(c.token)) {
-          ck.problem(file->second, path + ".token_file",
-                     "token file '" + token_path + "' does not hold a bot token");
-        }
-      }
+    if (secret_from_file(ck, file->second, path + ".token_file", "token", c.token) &&
+        !is_token(c.token)) {
+      ck.problem(file->second, path + ".token_file", "the token file does not hold a bot token");
     }
   } else {
     ck.problem(item, path, "missing 'token_env' or 'token_file'");
   }
   if (auto f = m.find("api_base_url"); f != m.end()) {
     if (ck.text(f->second, path + ".api_base_url", c.api_base_url)) {
-      const bool ok = (c.api_base_url.rfind("https://", 0) == 0 ||
-                       c.api_base_url.rfind("http://", 0) == 0) &&
-                      c.api_base_url.find_first_of(" \t\r\n") == std::string::npos;
+      const bool ok =
+          (c.api_base_url.rfind("https://", 0) == 0 || c.api_base_url.rfind("http://", 0) == 0) &&
+          c.api_base_url.find_first_of(" \t\r\n") == std::string::npos;
       if (!ok) {
         ck.problem(f->second, path + ".api_base_url",
                    "expected an http:// or https:// URL, e.g. https://api.telegram.org");
@@ -426,7 +616,8 @@ void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path
     }
   }
   if (auto f = m.find("ca_file"); f != m.end()) {
-    if (ck.text(f->second, path + ".ca_file", c.ca_file) && ::access(c.ca_file.c_str(), R_OK) != 0) {
+    if (ck.text(f->second, path + ".ca_file", c.ca_file) &&
+        ::access(c.ca_file.c_str(), R_OK) != 0) {
       ck.problem(f->second, path + ".ca_file", "cannot read CA file '" + c.ca_file + "'");
     }
   }
@@ -441,11 +632,11 @@ void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path
   if (c.mode == "webhook") {
     if (auto f = m.find("secret_token_env"); f != m.end()) {
       if (secret_from_env(ck, f->second, path + ".secret_token_env", c.secret_token)) {
-        const bool ok = c.secret_token.size() <= 256 &&
-                        std::all_of(c.secret_token.begin(), c.secret_token.end(), [](char ch) {
-                          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
-                                 ch == '-';
-                        });
+        const bool ok =
+            c.secret_token.size() <= 256 &&
+            std::all_of(c.secret_token.begin(), c.secret_token.end(), [](char ch) {
+              return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+            });
         if (!ok) {
           ck.problem(f->second, path + ".secret_token_env",
                      "a webhook secret is 1-256 characters of A-Z, a-z, 0-9, '_' and '-'");
@@ -473,9 +664,9 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
     } else if (type == "ndjson") {
       known.insert(known.end(), {"path"});
     } else if (type == "telegram") {
-      known.insert(known.end(), {"mode", "token_env", "token_file", "api_base_url",
-                                 "poll_timeout_secs", "webhook_path", "secret_token_env",
-                                 "ca_file"});
+      known.insert(known.end(),
+                   {"mode", "token_env", "token_file", "api_base_url", "poll_timeout_secs",
+                    "webhook_path", "secret_token_env", "ca_file"});
     }
     const auto m = ck.mapping(item, path, known, {"name", "type"});
     ConnectorConfig c;
@@ -490,7 +681,8 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
     }
     if (auto f = m.find("name"); f != m.end() && ck.text(f->second, path + ".name", c.name)) {
       if (!is_label(c.name)) {
-        ck.problem(f->second, path + ".name", "connector name '" + c.name + "' must match [a-z0-9_]+");
+        ck.problem(f->second, path + ".name",
+                   "connector name '" + c.name + "' must match [a-z0-9_]+");
       } else if (auto prev = names.find(c.name); prev != names.end()) {
         ck.problem(f->second, path + ".name",
                    "connector name '" + c.name + "' is already used (line " +
@@ -513,7 +705,8 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
         ck.problem(f->second, path + "." + path_key, "must not be empty");
       }
     } else if (!c.type.empty()) {
-      ck.problem(item, path + "." + path_key, std::string("missing required key '") + path_key + "'");
+      ck.problem(item, path + "." + path_key,
+                 std::string("missing required key '") + path_key + "'");
     }
     if (auto f = m.find("export_timezone"); f != m.end()) {
       c.export_timezone = ck.zone(f->second, path + ".export_timezone");
@@ -562,13 +755,14 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
   auto registry = std::make_shared<pipeline::Registry>();
   const auto top = ck.mapping(root, "",
                               {"horizon_secs", "citizen_replies_to_citizens", "ignore_accounts",
-                               "agencies", "daemon", "connectors"},
+                               "agencies", "daemon", "connectors", "bus"},
                               {"agencies"});
   Config config;
   if (auto it = top.find("daemon"); it != top.end()) parse_daemon(ck, it->second, config.daemon);
   if (auto it = top.find("connectors"); it != top.end()) {
     parse_connectors(ck, it->second, config.connectors);
   }
+  if (auto it = top.find("bus"); it != top.end()) parse_bus(ck, it->second, config.bus);
 
   if (auto it = top.find("horizon_secs"); it != top.end()) {
     std::int64_t v = 0;
@@ -596,9 +790,9 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
 
   std::map<std::pair<int, std::int64_t>, Declared> accounts_seen;
   std::map<std::pair<int, std::int64_t>, Declared> conversations_seen;
-  auto declare = [&](std::map<std::pair<int, std::int64_t>, Declared>& seen,
-                     const YAML::Node& node, const std::string& path, Source s, std::int64_t id,
-                     const std::string& where, const char* what) {
+  auto declare = [&](std::map<std::pair<int, std::int64_t>, Declared>& seen, const YAML::Node& node,
+                     const std::string& path, Source s, std::int64_t id, const std::string& where,
+                     const char* what) {
     const auto key = std::make_pair(static_cast<int>(s), id);
     if (auto prev = seen.find(key); prev != seen.end()) {
       ck.problem(node, path,
@@ -619,8 +813,8 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
         const bool ok = m.count("source") && m.count("id") &&
                         ck.source(m.at("source"), path + ".source", ref.source) &
                             ck.integer(m.at("id"), path + ".id", ref.id);
-        if (ok && declare(accounts_seen, it->second[i], path, ref.source, ref.id,
-                          "ignore_accounts", "account")) {
+        if (ok && declare(accounts_seen, it->second[i], path, ref.source, ref.id, "ignore_accounts",
+                          "account")) {
           registry->ignore_accounts.push_back(ref);
         }
       }
@@ -633,11 +827,11 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
     for (std::size_t a = 0; a < it->second.size(); ++a) {
       const YAML::Node node = it->second[a];
       const std::string path = "agencies[" + std::to_string(a) + "]";
-      const auto m = ck.mapping(node, path,
-                                {"id", "name", "timezone", "business_hours", "holidays",
-                                 "target_business_secs", "median_reply_threshold_secs",
-                                 "conversations", "accounts"},
-                                {"id", "name", "timezone", "conversations"});
+      const auto m = ck.mapping(
+          node, path,
+          {"id", "name", "timezone", "business_hours", "holidays", "target_business_secs",
+           "median_reply_threshold_secs", "conversations", "accounts"},
+          {"id", "name", "timezone", "conversations"});
       pipeline::Agency agency;
       if (auto f = m.find("id"); f != m.end() && ck.text(f->second, path + ".id", agency.id)) {
         if (!is_label(agency.id)) {
@@ -720,9 +914,9 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
         if (ck.sequence(f->second, path + ".accounts")) {
           for (std::size_t i = 0; i < f->second.size(); ++i) {
             const std::string item_path = path + ".accounts[" + std::to_string(i) + "]";
-            const auto c = ck.mapping(f->second[i], item_path,
-                                      {"source", "id", "role", "name", "branch"},
-                                      {"source", "id", "role"});
+            const auto c =
+                ck.mapping(f->second[i], item_path, {"source", "id", "role", "name", "branch"},
+                           {"source", "id", "role"});
             pipeline::Account acc;
             if (!c.count("source") || !c.count("id") || !c.count("role")) continue;
             bool ok = ck.source(c.at("source"), item_path + ".source", acc.source) &
@@ -737,7 +931,8 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
               ck.problem(c.at("id"), item_path + ".id", "account id 0 is not a valid id");
               ok = false;
             }
-            if (auto n = c.find("name"); n != c.end()) ck.text(n->second, item_path + ".name", acc.name);
+            if (auto n = c.find("name"); n != c.end())
+              ck.text(n->second, item_path + ".name", acc.name);
             if (auto b = c.find("branch"); b != c.end()) {
               if (ck.text(b->second, item_path + ".branch", acc.branch) && !is_label(acc.branch)) {
                 ck.problem(b->second, item_path + ".branch",
@@ -760,8 +955,7 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
   }
 
   if (config.daemon.message_retention_secs > 0 &&
-      config.daemon.message_retention_secs <
-          registry->horizon_secs + config.daemon.lateness_secs) {
+      config.daemon.message_retention_secs < registry->horizon_secs + config.daemon.lateness_secs) {
     const YAML::Node daemon = root["daemon"];
     ck.problem(daemon && daemon["message_retention_secs"] ? daemon["message_retention_secs"] : root,
                "daemon.message_retention_secs",

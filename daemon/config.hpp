@@ -2,13 +2,13 @@
 // Every problem is reported at once, each naming file, line and key path.
 #pragma once
 
-#include "pipeline/error.hpp"
-#include "pipeline/registry.hpp"
-
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pipeline/error.hpp"
+#include "pipeline/registry.hpp"
 
 namespace replywatch::daemon {
 
@@ -33,7 +33,7 @@ struct ConnectorConfig {
   std::string path;  // directory (telegram_export) or file/directory (ndjson)
   std::int64_t poll_interval_secs = 10;
   std::shared_ptr<const pipeline::TimeZone> export_timezone;  // telegram_export only
-  int line = 0;  // where it is declared, for messages
+  int line = 0;                                               // where it is declared, for messages
 
   // telegram (Bot API) only.
   std::string mode;  // poll | webhook
@@ -47,6 +47,35 @@ struct ConnectorConfig {
   std::string secret_token;
 };
 
+/// The bus between the stages (`bus:` section): in-process by default, or Apache Kafka.
+struct BusSettings {
+  std::string type = "in_process";  // in_process | kafka
+  // Kafka only.
+  std::string bootstrap_servers;
+  std::string topic_prefix = "replywatch";
+  std::string group_id = "replywatch";
+  /// Names this process among the group's (its producers are "<instance>/<connector>");
+  /// unique per process. Default: the host name.
+  std::string instance;
+  int partitions = 6;                          // of every topic, when replywatch creates them
+  int replication_factor = -1;                 // -1: the broker's default.replication.factor
+  int min_insync_replicas = 0;                 // set on created topics and checked; 0: the broker's
+  bool create_topics = true;                   // through the admin API, when missing
+  std::int64_t checkpoint_interval_secs = 60;  // stage state into its changelog
+  std::int64_t commit_interval_ms = 100;       // longest a transaction stays open
+  std::int64_t stats_interval_secs = 5;        // agency-stats rows refreshed
+  /// A producer silent this long (by the clocks of the records of the others) is
+  /// gone: its watermark holds nothing back any more.
+  std::int64_t producer_timeout_secs = 900;
+  /// librdkafka settings passed through (security.protocol, sasl.*, ssl.*), secrets
+  /// already read from their variable or file. In declaration order.
+  std::vector<std::pair<std::string, std::string>> rdkafka;
+  /// Values to scrub from anything librdkafka says (the secrets among them).
+  std::vector<std::string> secrets;
+
+  bool kafka() const { return type == "kafka"; }
+};
+
 /// The retention in force: the configured one, or twice the horizon (and never less
 /// than horizon + lateness).
 std::int64_t message_retention(const DaemonSettings& d, std::int64_t horizon_secs);
@@ -56,6 +85,7 @@ struct Config {
   std::shared_ptr<const pipeline::Registry> registry;
   DaemonSettings daemon;
   std::vector<ConnectorConfig> connectors;
+  BusSettings bus;
 };
 
 /// The connector types this build knows; registration is this one list.

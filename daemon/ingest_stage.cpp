@@ -53,6 +53,11 @@ void IngestStage::account(EventBatch& batch) {
   batch.cursors.clear();
 }
 
+void IngestStage::take_cursors(const std::string& connector, std::vector<CursorUpdate>& cursors) {
+  for (auto& c : cursors) cursors_[connector][c.key] = std::move(c.value);
+  cursors.clear();
+}
+
 bool IngestStage::success(const std::string& connector, std::int64_t now, bool caught_up) {
   auto& h = health_[connector];
   h.last_success = now;

@@ -32,6 +32,9 @@ class IngestStage {
 
   /// Accounts a batch before it goes on: health, rejections, ingest lag; takes its cursors.
   void account(EventBatch& batch);
+  /// Cursors of a connector's batch that is now durable elsewhere (on Kafka: delivered),
+  /// for a bus that accounts a batch before its cursors may be kept.
+  void take_cursors(const std::string& connector, std::vector<CursorUpdate>& cursors);
 
   /// A poll that ended well; `caught_up`: nothing left pending. True if a watermark moved.
   bool success(const std::string& connector, std::int64_t now, bool caught_up);

@@ -142,6 +142,12 @@ JsonWriter& JsonWriter::key(std::string_view k) {
   return *this;
 }
 
+JsonWriter& JsonWriter::raw(std::string_view json) {
+  separate();
+  out_ += json;
+  return *this;
+}
+
 JsonWriter& JsonWriter::value(std::string_view v) {
   separate();
   append_json_string(out_, v);
@@ -166,9 +172,7 @@ JsonWriter& JsonWriter::value(double v) {
   return *this;
 }
 
-JsonWriter& JsonWriter::value(const std::optional<double>& v) {
-  return v ? value(*v) : null();
-}
+JsonWriter& JsonWriter::value(const std::optional<double>& v) { return v ? value(*v) : null(); }
 
 JsonWriter& JsonWriter::value(bool v) {
   separate();

@@ -27,6 +27,8 @@ class JsonWriter {
   JsonWriter& value(const std::optional<double>& v);
   JsonWriter& value(bool v);
   JsonWriter& null();
+  /// A value that is already JSON text (written by another writer).
+  JsonWriter& raw(std::string_view json);
 
   template <class T>
   JsonWriter& field(std::string_view k, const T& v) {

@@ -1,7 +1,9 @@
 // Metric family helpers shared by the stages.
 #include "daemon/metric_families.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <unordered_map>
 
 namespace replywatch::daemon {
 
@@ -50,6 +52,39 @@ void add_histogram(prometheus::MetricFamily& f, Labels labels, const Histogram& 
   inf.cumulative_count = h.count;
   m.histogram.bucket.push_back(inf);
   f.metric.push_back(std::move(m));
+}
+
+void merge_families(Families& into, Families&& more) {
+  auto key_of = [](const prometheus::ClientMetric& m) {
+    std::string k;
+    for (const auto& l : m.label) {
+      k += l.name;
+      k += '\x1f';
+      k += l.value;
+      k += '\x1e';
+    }
+    return k;
+  };
+  for (auto& f : more) {
+    auto it = std::find_if(into.begin(), into.end(),
+                           [&](const prometheus::MetricFamily& g) { return g.name == f.name; });
+    if (it == into.end()) {
+      into.push_back(std::move(f));
+      continue;
+    }
+    std::unordered_map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < it->metric.size(); ++i) index.emplace(key_of(it->metric[i]), i);
+    for (auto& m : f.metric) {
+      const auto same = index.find(key_of(m));
+      if (same == index.end()) {
+        it->metric.push_back(std::move(m));
+      } else if (f.type == prometheus::MetricType::Counter) {
+        it->metric[same->second].counter.value += m.counter.value;
+      } else if (f.type == prometheus::MetricType::Gauge) {
+        it->metric[same->second].gauge.value += m.gauge.value;
+      }
+    }
+  }
 }
 
 }  // namespace replywatch::daemon

@@ -19,5 +19,8 @@ prometheus::MetricFamily family(std::string name, std::string help, prometheus::
 /// A counter or a gauge, as the family's type says.
 void add_value(prometheus::MetricFamily& f, Labels labels, double v);
 void add_histogram(prometheus::MetricFamily& f, Labels labels, const Histogram& h);
+/// Adds `more` to `into`: families of the same name become one, and samples with the same
+/// labels are summed (several stages that each export their share).
+void merge_families(Families& into, Families&& more);
 
 }  // namespace replywatch::daemon

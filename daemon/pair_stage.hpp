@@ -39,6 +39,8 @@ class PairStage {
   void set_watermark(const std::string& producer, std::int64_t watermark);
   /// The producer is gone for good: it holds nothing back any more.
   void retire(const std::string& producer);
+  /// The producer's index in clocks() (registered on first use).
+  std::size_t producer(const std::string& name) { return clocks_.producer(name); }
   /// Conversations' clocks move to their producers' watermarks: expiry, forgetting.
   void advance();
   std::int64_t clock_of(pipeline::Source source, std::int64_t conversation) const {

@@ -15,6 +15,18 @@ namespace replywatch::daemon {
 
 namespace {
 
+std::string_view km_note_code(pipeline::KmNote n) {
+  switch (n) {
+    case pipeline::KmNote::none:
+      return "none";
+    case pipeline::KmNote::no_appeals:
+      return "no_appeals";
+    case pipeline::KmNote::too_few_closed:
+      return "too_few_closed";
+  }
+  return "none";
+}
+
 void sort_rows(std::vector<RankingRow>& rows, std::string_view by) {
   auto key = [&](const RankingRow& r) {
     const auto& primary = by == "agency" ? r.s.km_median_seconds : r.s.median;
@@ -120,7 +132,8 @@ void append_row_json(std::string& out, const RankingRow& r) {
   w.field("business_median_seconds", s.business_median);
   w.field("business_p90_seconds", s.business_p90);
   w.field("km_median_seconds", s.km_median_seconds);
-  w.field("km_note", static_cast<std::int64_t>(s.km_note));
+  w.field("km_note", km_note_code(s.km_note))
+      .field("km_median_note", pipeline::to_string(s.km_note));
   w.field("km_survival", s.km_survival).field("km_max_followup_seconds", s.km_max_followup);
   w.end_object();
 }
@@ -177,15 +190,20 @@ Result<RankingRow> parse_row(std::string_view json) {
   optional("business_median_seconds", s.business_median);
   optional("business_p90_seconds", s.business_p90);
   optional("km_median_seconds", s.km_median_seconds);
-  std::uint64_t note = 0;
-  count("km_note", note);
+  std::string note;
+  text("km_note", note);
   number("km_survival", s.km_survival);
   number("km_max_followup_seconds", s.km_max_followup);
   if (!missing.empty()) return make_error("row: missing or mistyped '" + missing + "'");
-  if (note > static_cast<std::uint64_t>(pipeline::KmNote::too_few_closed)) {
-    return make_error("row: unknown km_note");
+  bool known = false;
+  for (auto n :
+       {pipeline::KmNote::none, pipeline::KmNote::no_appeals, pipeline::KmNote::too_few_closed}) {
+    if (note == km_note_code(n)) {
+      s.km_note = n;
+      known = true;
+    }
   }
-  s.km_note = static_cast<pipeline::KmNote>(note);
+  if (!known) return make_error("row: unknown km_note '" + note + "'");
   return r;
 }
 

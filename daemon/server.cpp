@@ -3,41 +3,38 @@
 // the HTTP endpoints, timers for expiry and snapshots, and signals.
 #include "daemon/server.hpp"
 
-#include "daemon/bus.hpp"
-#include "daemon/config.hpp"
-#include "daemon/connectors.hpp"
-#include "daemon/engine.hpp"
-#include "daemon/http_server.hpp"
-#include "daemon/json_writer.hpp"
-#include "daemon/log.hpp"
-#include "daemon/snapshot_file.hpp"
-#include "daemon/version.hpp"
-#include "connectors/telegram/poller.hpp"
-#include "pipeline/binary.hpp"
-#include "pipeline/rolling.hpp"
+#include <fcntl.h>
+#include <prometheus/text_serializer.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <prometheus/text_serializer.h>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
-
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
+#include "connectors/telegram/poller.hpp"
+#include "daemon/bus.hpp"
+#include "daemon/config.hpp"
+#include "daemon/connectors.hpp"
+#include "daemon/http_server.hpp"
+#include "daemon/json_writer.hpp"
+#include "daemon/log.hpp"
+#include "daemon/snapshot_file.hpp"
+#include "daemon/topology.hpp"
+#include "daemon/version.hpp"
+#include "pipeline/binary.hpp"
+#include "pipeline/rolling.hpp"
 
 namespace replywatch::daemon {
 
@@ -48,59 +45,22 @@ using connectors::wall_now;
 
 constexpr std::size_t kWebhookBodyLimit = 1 << 20;  // one Update; Telegram sends far less
 
-/// Which sync batches are on disk: a connector that must not confirm data to its
-/// source before it is durable waits here (Telegram forgets confirmed updates).
-class Durability {
- public:
-  void published(const std::string& connector) {
-    std::lock_guard lock(mutex_);
-    ++published_[connector];
-  }
-  /// On the io thread, after a batch with sync was applied.
-  void applied(const std::string& connector) {
-    std::lock_guard lock(mutex_);
-    ++applied_[connector];
-  }
-  /// After a snapshot: everything applied so far is durable.
-  void snapshot_written() {
-    {
-      std::lock_guard lock(mutex_);
-      durable_ = applied_;
-    }
-    cv_.notify_all();
-  }
-  bool wait(const std::string& connector, const std::atomic<bool>& stop) {
-    std::unique_lock lock(mutex_);
-    const std::uint64_t want = published_[connector];
-    while (durable_[connector] < want) {
-      if (stop) return false;
-      cv_.wait_for(lock, std::chrono::milliseconds(100));
-    }
-    return true;
-  }
-  void wake() { cv_.notify_all(); }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::map<std::string, std::uint64_t> published_, applied_, durable_;
-};
-
 /// Runs one connector's poll loop on its own thread; failures back off
 /// exponentially (with jitter) up to five minutes.
 class Runner : public connectors::Output {
  public:
   Runner(std::unique_ptr<connectors::Connector> connector, std::int64_t interval_secs,
-         asio::io_context& io, Bus& bus, Engine& engine, Durability& durability)
+         asio::io_context& io, Bus& bus, Topology& topology)
       : connector_(std::move(connector)),
         interval_(interval_secs),
         io_(io),
         bus_(bus),
-        engine_(engine),
-        durability_(durability),
+        engine_(topology),
         limiter_(5, 60) {}
 
-  void start() { thread_ = std::thread([this] { loop(); }); }
+  void start() {
+    thread_ = std::thread([this] { loop(); });
+  }
 
   void request_stop() {
     {
@@ -108,27 +68,24 @@ class Runner : public connectors::Output {
       stop_ = true;
     }
     wake_.notify_all();
-    durability_.wake();
   }
 
   void join() {
     if (thread_.joinable()) thread_.join();
   }
 
-  void deliver(connectors::Batch&& batch) override {
-    if (batch.sync) durability_.published(connector_->name());
-    bus_.publish(std::move(batch));
-  }
+  void deliver(connectors::Batch&& batch) override { bus_.publish(std::move(batch)); }
 
   bool wait_durable(const std::atomic<bool>& stop) override {
-    return durability_.wait(connector_->name(), stop);
+    return bus_.wait_durable(connector_->name(), stop);
   }
 
   void error(const std::string& error_type, const std::string& message) override {
     long long suppressed = 0;
     if (limiter_.allow(wall_now(), suppressed)) {
-      log_warn("connector " + connector_->name() + ": " + error_type + ": " + message +
-               (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)" : ""));
+      log_warn(
+          "connector " + connector_->name() + ": " + error_type + ": " + message +
+          (suppressed ? " (" + std::to_string(suppressed) + " similar lines suppressed)" : ""));
     }
     asio::post(io_, [this, error_type, message] {
       engine_.connector_error(connector_->name(), error_type, message, false);
@@ -167,7 +124,8 @@ class Runner : public connectors::Output {
         // Long polling has no interval of its own: back off from a second.
         const std::int64_t base =
             connector_->long_polls() ? 1000 : std::max<std::int64_t>(1000, interval_ * 1000);
-        const std::int64_t backoff = std::min<std::int64_t>(300'000, base << std::min(failures - 1, 9));
+        const std::int64_t backoff =
+            std::min<std::int64_t>(300'000, base << std::min(failures - 1, 9));
         wait = std::chrono::milliseconds(backoff / 2 +
                                          static_cast<std::int64_t>(rng() % (backoff / 2 + 1)));
       }
@@ -188,8 +146,7 @@ class Runner : public connectors::Output {
   std::int64_t interval_;
   asio::io_context& io_;
   Bus& bus_;
-  Engine& engine_;
-  Durability& durability_;
+  Topology& engine_;
   LogLimiter limiter_;
   std::thread thread_;
   std::mutex mutex_;
@@ -261,17 +218,18 @@ class Daemon {
  public:
   Daemon(std::string config_path, std::shared_ptr<const Config> config)
       : config_path_(std::move(config_path)),
-        engine_(config),
-        bus_(io_,
-             [this](EventBatch&& b) {
-               const bool sync = b.sync;
-               const std::string connector = sync ? b.connector : std::string();
-               engine_.apply(std::move(b), wall_now());
-               if (sync) {
-                 durability_.applied(connector);
-                 schedule_sync_snapshot();
-               }
-             }),
+        engine_ptr_(make_topology(
+            io_, config, [this] { schedule_sync_snapshot(); },
+            [this](const std::string& why) {
+              // A stage cannot go on (on its own thread): stop, and exit non-zero.
+              asio::post(io_, [this, why] {
+                if (stopping_) return;
+                log_error("stopping: " + why);
+                exit_code_ = 1;
+                shutdown();
+              });
+            })),
+        engine_(*engine_ptr_),
         http_(io_, HttpLimits{}, [this](const HttpRequest& r) { return handle(r); }),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         tick_(io_),
@@ -286,7 +244,7 @@ class Daemon {
       log_error("cannot create data directory " + d.data_dir + ": " + ec.message());
       return 1;
     }
-    snapshot_path_ = (std::filesystem::path(d.data_dir) / "state.snap").string();
+    snapshot_path_ = (std::filesystem::path(d.data_dir) / engine_.snapshot_name()).string();
     auto snapshot = read_snapshot_file(snapshot_path_);
     if (!snapshot) {
       log_error(snapshot.error().message +
@@ -299,8 +257,11 @@ class Daemon {
                   "; refusing to start over it. Move it aside to start from empty state.");
         return 1;
       }
-      log_info("restored state from " + snapshot_path_ + " (" +
-               std::to_string(engine_.pairing().open_appeals()) + " open appeals)");
+      log_info("restored state from " + snapshot_path_ + " (" + engine_.restored_summary() + ")");
+    }
+    if (auto ok = engine_.start(); !ok) {
+      log_error(ok.error().message);
+      return 1;
     }
     if (!replay_journal(d.data_dir)) return 1;
     restored_ = true;
@@ -320,7 +281,7 @@ class Daemon {
       }
       auto connector = make_connector(c, engine_.cursors(c.name));
       runners_.push_back(std::make_unique<Runner>(std::move(connector), c.poll_interval_secs, io_,
-                                                  bus_, engine_, durability_));
+                                                  engine_.bus(), engine_));
       runners_.back()->start();
       log_info("connector " + c.name + " (" + c.type + ") started" +
                (c.type == "telegram" ? " polling " + c.api_base_url + "/bot<redacted>/getUpdates"
@@ -388,9 +349,13 @@ class Daemon {
       // 200 anyway: Telegram would retry a malformed push forever; it is counted.
       return {200, "text/plain; charset=utf-8", "ok\n", {}};
     }
-    // Applying on this thread takes microseconds: the handler answers at once and
-    // nothing waits on a queue. A snapshot follows shortly (sync).
-    engine_.apply(connectors::telegram::to_batch(w.connector, std::move(*parsed)), wall_now());
+    // Applying on this thread takes microseconds (in process; on Kafka, handing it to the
+    // producer): the handler answers at once. A snapshot follows shortly (sync).
+    if (!engine_.push(connectors::telegram::to_batch(w.connector, std::move(*parsed)),
+                      wall_now())) {
+      engine_.connector_error(w.connector, "bus_full", "the bus cannot take the push now", false);
+      return {503, "text/plain; charset=utf-8", "try again\n", {{"Retry-After", "5"}}};
+    }
     engine_.connector_success(w.connector, wall_now(), true);
     schedule_sync_snapshot();
     return {200, "text/plain; charset=utf-8", "ok\n", {}};
@@ -410,7 +375,7 @@ class Daemon {
     for (const auto& [connector, body] : pushes) {
       auto parsed = parser.parse_update(body);
       if (!parsed) continue;
-      engine_.apply(connectors::telegram::to_batch(connector, std::move(*parsed)), wall_now());
+      engine_.push(connectors::telegram::to_batch(connector, std::move(*parsed)), wall_now());
     }
     log_info("replayed " + std::to_string(pushes.size()) + " webhook push(es) from " + path);
     return save_snapshot();
@@ -467,8 +432,12 @@ class Daemon {
                         std::chrono::steady_clock::now() - started)
                         .count();
     if (ms > 1000) log_warn("snapshot took " + std::to_string(ms) + " ms");
-    journal_.clear();  // every journalled push is in the snapshot now
-    durability_.snapshot_written();
+    // Every journalled push is in the snapshot now (on Kafka: once acknowledged there).
+    bool pushes_durable = true;
+    for (const auto& [path, w] : webhooks_)
+      pushes_durable = pushes_durable && engine_.durable(w.connector);
+    if (pushes_durable) journal_.clear();
+    engine_.snapshot_written();
     return true;
   }
 
@@ -508,12 +477,14 @@ class Daemon {
         next->daemon.listen_port != old.daemon.listen_port ||
         next->daemon.data_dir != old.daemon.data_dir ||
         next->connectors.size() != old.connectors.size()) {
-      log_warn("reload: daemon and connector settings take effect at the next restart; "
-               "registry changes apply now");
+      log_warn(
+          "reload: daemon and connector settings take effect at the next restart; "
+          "registry changes apply now");
     }
     // Keep the running daemon and connector settings; only the registry changes live.
     next->daemon = old.daemon;
     next->connectors = old.connectors;
+    next->bus = old.bus;
     engine_.reload(next);
     log_info("configuration reloaded: " + std::to_string(next->registry->agencies.size()) +
              " agencies");
@@ -525,10 +496,12 @@ class Daemon {
     snapshot_timer_.cancel();
     sync_timer_.cancel();
     for (auto& r : runners_) r->request_stop();
-    bus_.close();  // wakes producers blocked on a full bus
+    if (started_) engine_.bus().close();  // wakes producers blocked on a full bus
     // Joining on the io thread is safe: producers no longer wait for it.
     for (auto& r : runners_) r->join();
-    io_.poll();  // apply batches and reports already queued
+    io_.poll();      // apply batches and reports already queued
+    engine_.stop();  // on Kafka: the last records out, the stages' last transactions
+    io_.poll();      // what they reported back (cursors now acknowledged)
     if (!save_snapshot()) exit_code_ = 1;
     http_.stop();
     signals_.cancel();
@@ -538,7 +511,8 @@ class Daemon {
   HttpResponse handle(const HttpRequest& r) {
     if (auto w = webhooks_.find(r.path); w != webhooks_.end()) return webhook(w->second, r);
     if (r.method != "GET" && r.method != "HEAD") {
-      HttpResponse res{405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET"}}};
+      HttpResponse res{
+          405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET"}}};
       return res;
     }
     const std::int64_t now = wall_now();
@@ -565,6 +539,10 @@ class Daemon {
         ready = false;
         body += "connector " + name + ": failed: " + h.last_error + "\n";
       }
+    }
+    for (const auto& line : engine_.not_ready()) {
+      ready = false;
+      body += line + "\n";
     }
     if (ready) body = "ready\n";
     return {ready ? 200 : 503, "text/plain; charset=utf-8", body, {}};
@@ -642,15 +620,14 @@ class Daemon {
 
   std::string config_path_;
   asio::io_context io_;
-  Engine engine_;
-  InProcessBus bus_;
+  std::unique_ptr<Topology> engine_ptr_;
+  Topology& engine_;
   HttpServer http_;
   asio::signal_set signals_;
   asio::steady_timer tick_;
   asio::steady_timer snapshot_timer_;
   asio::steady_timer sync_timer_;
   bool sync_pending_ = false;
-  Durability durability_;
   PushJournal journal_;
   std::map<std::string, Webhook> webhooks_;
   std::vector<std::unique_ptr<Runner>> runners_;

@@ -114,6 +114,10 @@ void Clocks::retire(std::size_t producer) {
   if (producer < producers_.size()) producers_[producer].retired = true;
 }
 
+void Clocks::unretire(std::size_t producer) {
+  if (producer < producers_.size()) producers_[producer].retired = false;
+}
+
 void Clocks::delivered(std::size_t producer, pipeline::Source source, std::int64_t conversation) {
   if (producer >= producers_.size()) return;
   *owners_.try_emplace({static_cast<std::int64_t>(source), conversation}, 0).first |=

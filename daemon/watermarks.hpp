@@ -68,6 +68,13 @@ class Clocks {
   void set_watermark(std::size_t producer, std::int64_t watermark);
   /// The producer no longer holds anything back (gone for good): it leaves every min.
   void retire(std::size_t producer);
+  /// The producer is back (a record from it after it was retired).
+  void unretire(std::size_t producer);
+  /// The producers that delivered the conversation, as a mask of their indexes.
+  std::uint64_t owners(pipeline::Source source, std::int64_t conversation) const {
+    const std::uint64_t* mask = owners_.find({static_cast<std::int64_t>(source), conversation});
+    return mask ? *mask : 0;
+  }
   /// The producer delivered a message of this conversation.
   void delivered(std::size_t producer, pipeline::Source source, std::int64_t conversation);
   /// The earliest watermark among the live producers that delivered the conversation

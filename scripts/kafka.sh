@@ -8,6 +8,7 @@
 #                                          every node answers; DIR/bootstrap holds host:port,...
 #   scripts/kafka.sh stop DIR              stop every node of DIR (SIGTERM, then SIGKILL)
 #   scripts/kafka.sh kill DIR NODE         kill -9 node NODE (1-based): the fault tests
+#   scripts/kafka.sh stop-node DIR NODE    stop node NODE cleanly (SIGTERM)
 #   scripts/kafka.sh restart DIR NODE      start node NODE again on its data
 #
 # Needs Java 17 and Maven (Debian: openjdk-17-jre-headless, maven) and kcat.
@@ -103,7 +104,7 @@ wait_ready() {  # DIR NODES TIMEOUT
   bootstrap=$(cat "$dir/bootstrap")
   while :; do
     local seen
-    seen=$(kcat -L -b "$bootstrap" -m 2 2>/dev/null | sed -n 's/^ *\([0-9]*\) brokers:$/\1/p' | head -1)
+    seen=$(kcat -L -b "$bootstrap" -m 2 2>/dev/null | sed -n 's/^ *\([0-9]*\) brokers:$/\1/p' | head -1 || true)
     [[ ${seen:-0} -ge $nodes ]] && return 0
     ((waited >= timeout * 10)) && die "the cluster under $dir did not answer with $nodes brokers in ${timeout}s (logs: $dir/node*/kafka.log)"
     sleep 0.1
@@ -117,6 +118,12 @@ start() {
   fetch
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  for pidfile in "$dir"/node*/pid; do
+    if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      die "a node under $dir is still running (scripts/kafka.sh stop $dir)"
+    fi
+  done
+  rm -rf "$dir"/node* "$dir/bootstrap"  # a fresh cluster each start
   read -r -a ports <<<"$(free_ports $((2 * nodes)))"
   local voters="" bootstrap=""
   for ((i = 1; i <= nodes; i++)); do
@@ -165,9 +172,10 @@ case ${1:-} in
   start) [[ $# -ge 2 ]] || die "usage: kafka.sh start DIR [NODES]"; start "$2" "${3:-1}" ;;
   stop) [[ $# -eq 2 ]] || die "usage: kafka.sh stop DIR"; stop "$2" ;;
   kill) [[ $# -eq 3 ]] || die "usage: kafka.sh kill DIR NODE"; stop_node "$2" "$3" KILL ;;
+  stop-node) [[ $# -eq 3 ]] || die "usage: kafka.sh stop-node DIR NODE"; stop_node "$2" "$3" TERM ;;
   restart)
     [[ $# -eq 3 ]] || die "usage: kafka.sh restart DIR NODE"
     launch "$2" "$3"
     ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 1 ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 1 ;;
 esac
