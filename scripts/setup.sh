@@ -16,6 +16,8 @@ PACKAGES=(
   python3             # command-line and end-to-end tests
   python3-yaml        # deploy checks read the alert rules
   prometheus          # end-to-end tests and promtool (rules, dashboard PromQL)
+  openjdk-17-jre-headless maven  # Apache Kafka for the Kafka tests (scripts/kafka.sh fetch)
+  kcat                # an independent Kafka client in the tests and docs/ranking-job.sh
 )
 
 missing=()
@@ -25,8 +27,14 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+fetch_kafka() {
+  # Kafka's jars from Maven Central into scripts/kafka/lib (cached: a second run is a no-op).
+  bash "$(dirname "$0")/kafka.sh" fetch
+}
+
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#PACKAGES[@]} packages present"
+  fetch_kafka
   exit 0
 fi
 
@@ -39,3 +47,4 @@ echo "setup: installing ${missing[*]}"
 "${SUDO[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
   "${missing[@]}"
+fetch_kafka

@@ -47,6 +47,15 @@ constexpr std::array kControlled = {
 extern "C" void log_cb(const rd_kafka_t* rk, int level, const char* facility, const char* buf) {
   auto* ctx = static_cast<ClientContext*>(rd_kafka_opaque(rk));
   if (!ctx) return;
+  // One `rdkafka:` section serves producers and consumers alike: that a consumer setting
+  // is ignored by a producer (or the reverse) is expected, not news.
+  if (std::string_view(facility) == "CONFWARN" &&
+      (std::string_view(buf).find("is a consumer property and will be ignored") !=
+           std::string_view::npos ||
+       std::string_view(buf).find("is a producer property and will be ignored") !=
+           std::string_view::npos)) {
+    return;
+  }
   const LogLevel l = level <= 3 ? LogLevel::error : level <= 5 ? LogLevel::warn : LogLevel::info;
   ctx->log(l, std::string(facility) + ": " + buf);
 }
@@ -177,7 +186,9 @@ Settings idempotent_producer_settings() {
 Settings transactional_producer_settings(const BusSettings& bus, const std::string& id) {
   // A transaction lives for one commit interval; a crashed owner's open one is aborted by
   // the broker after this (or at once, when the instance comes back and fences it).
-  const auto timeout = std::to_string(std::max<std::int64_t>(20000, 20 * bus.commit_interval_ms));
+  // At most the brokers' default transaction.max.timeout.ms (15 min).
+  const auto timeout =
+      std::to_string(std::clamp<std::int64_t>(20 * bus.commit_interval_ms, 20000, 900000));
   return {{"transactional.id", id},
           {"enable.idempotence", "true"},
           {"acks", "all"},

@@ -13,6 +13,7 @@ namespace replywatch::daemon::kafka {
 namespace {
 
 constexpr std::size_t kEventsPerRecord = 500;  // ~100 KB: far below the 1 MB record limit
+constexpr std::int64_t kRetryPauseMs = 1000;
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -28,6 +29,7 @@ struct IngestProducer::Pending {
   std::vector<CursorUpdate> cursors;
   std::int64_t created_ms = 0;
   bool done = false;
+  bool abandoned = false;  // not all its records could be produced: its cursors are dropped
 };
 
 struct IngestProducer::Channel {
@@ -60,7 +62,52 @@ Result<void> IngestProducer::start() {
 }
 
 void IngestProducer::poll_loop() {
-  while (!stop_) rd_kafka_poll(client_.get(), 100);
+  while (!stop_) {
+    rd_kafka_poll(client_.get(), 100);
+    produce_retries();
+  }
+}
+
+bool IngestProducer::check_fatal() {
+  if (fatal_) return true;
+  char reason[512];
+  if (rd_kafka_fatal_error(client_.get(), reason, sizeof reason) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return false;
+  }
+  if (fatal_.exchange(true)) return true;
+  const std::string text =
+      "fatal producer error: " + scrub(reason, bus_.secrets) + "; no further event is acknowledged";
+  context_.log(LogLevel::error, text);
+  if (hooks_.fatal) hooks_.fatal("kafka ingest: " + text);
+  return true;
+}
+
+void IngestProducer::retry_later(int partition, std::string key, std::string value,
+                                 Pending* pending) {
+  std::lock_guard lock(mutex_);
+  retries_due_.push_back(
+      {partition, std::move(key), std::move(value), pending, steady_ms() + kRetryPauseMs});
+}
+
+void IngestProducer::produce_retries() {
+  std::deque<Retry> due;
+  {
+    std::lock_guard lock(mutex_);
+    const std::int64_t now = steady_ms();
+    while (!retries_due_.empty() && retries_due_.front().due_ms <= now) {
+      due.push_back(std::move(retries_due_.front()));
+      retries_due_.pop_front();
+    }
+  }
+  for (Retry& r : due) {
+    if (check_fatal() || stop_) return;
+    // The record still counts in its batch's `remaining`: produce() counts it again.
+    --r.pending->remaining;
+    if (!produce(r.partition, r.key, r.value, r.pending, false)) {
+      ++r.pending->remaining;
+      retry_later(r.partition, std::move(r.key), std::move(r.value), r.pending);
+    }
+  }
 }
 
 IngestProducer::Channel& IngestProducer::channel(const std::string& connector) {
@@ -84,12 +131,15 @@ bool IngestProducer::produce(int partition, const std::string& key, std::string&
       ++records_;
       return true;
     }
-    if (pending) --pending->remaining;
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       ++errors_;
-      context_.log(LogLevel::error, "cannot produce to " + topic_ + ": " + error_text(err));
-      return true;  // counted and logged; retrying would not help
+      context_.log(LogLevel::error, "cannot produce to " + topic_ + " partition " +
+                                        std::to_string(partition) + ": " + error_text(err) +
+                                        (pending ? " (retrying)" : ""));
+      if (pending && !check_fatal()) retry_later(partition, key, value, pending);
+      return true;  // the batch stays unacknowledged until the record is in
     }
+    if (pending) --pending->remaining;
     // The brokers are away or slow: wait for room, as long as it takes.
     if (!block || closed_) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -134,12 +184,17 @@ bool IngestProducer::send(EventBatch& batch, bool block) {
     ok = produce(partition_for(key, partitions_), key, value, pending, block);
     i = j;
   }
-  if (!ok) return false;  // never completes: its cursors are not kept, nor is it durable
+  if (!ok) {
+    // Its records already produced still complete it; its cursors are dropped (the source
+    // delivers these events again: a webhook answered 503, a file read again at start).
+    pending->abandoned = true;
+    pending->cursors.clear();
+  }
   // Release the guard: the batch completes when its last record is acknowledged.
   rd_kafka_message_t none{};
   none._private = pending;
   delivered(none);
-  return true;
+  return ok;
 }
 
 void IngestProducer::publish(EventBatch batch) {
@@ -160,10 +215,15 @@ void IngestProducer::delivered(const rd_kafka_message_t& m) {
     if (m.err) {
       ++errors_;
       context_.log(LogLevel::error, "record not written to " + topic_ + " partition " +
-                                        std::to_string(m.partition) + ": " + error_text(m.err));
-    } else {
-      ++delivered_;
+                                        std::to_string(m.partition) + ": " + error_text(m.err) +
+                                        (pending ? " (retrying)" : ""));
+      if (!pending || check_fatal()) return;
+      // Its batch stays incomplete until the same record is written.
+      retry_later(m.partition, std::string(static_cast<const char*>(m.key), m.key ? m.key_len : 0),
+                  std::string(static_cast<const char*>(m.payload), m.payload ? m.len : 0), pending);
+      return;
     }
+    ++delivered_;
   }
   if (!pending || --pending->remaining > 0) return;
   std::vector<std::pair<std::string, std::vector<CursorUpdate>>> durable;
@@ -232,6 +292,7 @@ void IngestProducer::shutdown(int timeout_ms) {
   }
   client_.reset();
   std::lock_guard lock(mutex_);
+  retries_due_.clear();
   channels_.clear();
 }
 
@@ -242,6 +303,7 @@ IngestProducer::Stats IngestProducer::stats() const {
   s.errors = errors_;
   s.retries = retries_;
   std::lock_guard lock(mutex_);
+  s.retrying = retries_due_.size();
   const std::int64_t now = steady_ms();
   for (const auto& [name, c] : channels_) {
     s.queued += c->queue.size();

@@ -32,6 +32,9 @@ class IngestProducer : public Bus {
     /// The cursors of a connector's batches that are now all acknowledged, in order;
     /// called on the producer's poll thread.
     std::function<void(const std::string& connector, std::vector<CursorUpdate>&&)> durable;
+    /// The producer cannot go on (librdkafka's fatal error, e.g. fenced by another producer
+    /// with the same id): nothing more becomes durable; the daemon should stop.
+    std::function<void(const std::string& reason)> fatal;
   };
 
   IngestProducer(const Config& config, int events_partitions, Hooks hooks);
@@ -57,7 +60,8 @@ class IngestProducer : public Bus {
 
   struct Stats {
     std::uint64_t records = 0, delivered = 0, errors = 0, retries = 0;
-    std::uint64_t queued = 0;  // not yet acknowledged
+    std::uint64_t queued = 0;    // batches not yet acknowledged
+    std::uint64_t retrying = 0;  // records refused, produced again after a pause
     std::int64_t oldest_unacknowledged_ms = 0;
   };
   Stats stats() const;
@@ -71,6 +75,11 @@ class IngestProducer : public Bus {
                bool block);
   bool send(EventBatch& batch, bool block);
   void delivered(const rd_kafka_message_t& m);
+  /// A record of `pending` Kafka refused: produced again after a pause, as long as it takes
+  /// (its batch, and every later one of its connector, stays unacknowledged meanwhile).
+  void retry_later(int partition, std::string key, std::string value, Pending* pending);
+  void produce_retries();
+  bool check_fatal();
   void poll_loop();
 
   BusSettings bus_;
@@ -87,6 +96,14 @@ class IngestProducer : public Bus {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::map<std::string, std::unique_ptr<Channel>> channels_;
+  struct Retry {
+    int partition;
+    std::string key, value;
+    Pending* pending;
+    std::int64_t due_ms;
+  };
+  std::deque<Retry> retries_due_;  // guarded by mutex_
+  std::atomic<bool> fatal_{false};
   std::atomic<std::uint64_t> records_{0}, delivered_{0}, errors_{0}, retries_{0};
 };
 

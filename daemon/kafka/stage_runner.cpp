@@ -23,6 +23,9 @@ constexpr std::size_t kBatch = 10000;
 constexpr std::size_t kChunkBytes = 512 * 1024;
 constexpr std::uint32_t kChunkMagic = 0x4B435752;  // "RWCK"
 constexpr int kTimeoutMs = 30000;
+// Fenced this often, the transactional id is another live process's: stop, do not fight.
+constexpr std::int64_t kFencingWindowMs = 300000;
+constexpr std::size_t kFencingLimit = 3;
 
 using connectors::wall_now;
 
@@ -151,12 +154,25 @@ bool StageRunner::handle(rd_kafka_error_t* raw, const char* what) {
   const std::string text = scrub(rd_kafka_error_string(raw), config_->bus.secrets);
   if (rd_kafka_error_is_fatal(raw)) {
     const auto code = rd_kafka_error_code(raw);
-    fail(std::string(what) + ": " + text +
-         (code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-                  code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
-              ? " (another process uses transactional id " + transactional_id_ +
-                    ": is bus.instance unique?)"
-              : ""));
+    const bool fenced = code == RD_KAFKA_RESP_ERR__FENCED ||
+                        code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                        code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+    const std::int64_t now = steady_ms();
+    if (fenced) fenced_at_.push_back(now);
+    while (!fenced_at_.empty() && now - fenced_at_.front() > kFencingWindowMs) {
+      fenced_at_.pop_front();
+    }
+    // Fenced again and again: another live process holds the same transactional id.
+    if (fenced_at_.size() >= kFencingLimit) {
+      fail(std::string(what) + ": " + text + " (another process uses transactional id " +
+           transactional_id_ + ": is bus.instance unique?)");
+      return false;
+    }
+    producer_context_.log(LogLevel::error, std::string(what) + ": " + text +
+                                               "; a new producer takes over and the open "
+                                               "transaction's work is redone");
+    renew_ = true;
+    aborted_ = true;
     return false;
   }
   {
@@ -170,8 +186,30 @@ bool StageRunner::handle(rd_kafka_error_t* raw, const char* what) {
   return false;
 }
 
+bool StageRunner::renew_producer() { return replace_producer() && init_transactions(); }
+
+bool StageRunner::replace_producer() {
+  renew_ = false;
+  txn_open_ = false;
+  rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  producer_.reset();
+  auto producer = make_client(config_->bus, RD_KAFKA_PRODUCER, producer_context_,
+                              transactional_producer_settings(config_->bus, transactional_id_));
+  if (!producer) {
+    fail("cannot create a new producer: " + producer.error().message);
+    return false;
+  }
+  producer_ = std::move(*producer);
+  {
+    std::lock_guard lock(mutex_);
+    ++status_.producers_renewed;
+  }
+  return true;
+}
+
 bool StageRunner::init_transactions() {
   while (!stop_) {
+    if (renew_ && !replace_producer()) return false;
     if (handle(rd_kafka_init_transactions(producer_.get(), kTimeoutMs),
                "initialising transactions")) {
       std::lock_guard lock(mutex_);
@@ -282,10 +320,11 @@ void StageRunner::run() {
       status_.produced += out.records;
     }
     if (txn_open_) commit();
+    if (renew_ && !renew_producer()) break;
     if (aborted_) reset_all();
   }
   // Shut down: a last checkpoint of everything, so the next owner starts at once.
-  if (!fatal_) {
+  if (!fatal_ && !renew_) {
     TxnOutput out(producer_.get(), producer_context_);
     {
       std::lock_guard lock(mutex_);
@@ -320,7 +359,7 @@ void StageRunner::commit() {
     }
   }
   bool sent = aborted_ || offsets->cnt == 0;
-  while (!sent && !stop_ && !aborted_ && !fatal_) {
+  while (!sent && !stop_ && !aborted_ && !fatal_ && !renew_) {
     rd_kafka_consumer_group_metadata_t* group = rd_kafka_consumer_group_metadata(consumer_.get());
     sent = handle(
         rd_kafka_send_offsets_to_transaction(producer_.get(), offsets.get(), group, kTimeoutMs),
@@ -331,6 +370,7 @@ void StageRunner::commit() {
   bool committed = false;
   while (sent && !aborted_ && !fatal_) {
     committed = handle(rd_kafka_commit_transaction(producer_.get(), kTimeoutMs), "committing");
+    if (renew_) break;
     if (committed || aborted_ || fatal_) break;
     if (stop_) {
       aborted_ = true;
@@ -348,8 +388,8 @@ void StageRunner::commit() {
   if (fatal_) return;
   // Abort: whatever the tasks did in this transaction is undone by resetting them.
   aborted_ = true;
-  while (!handle(rd_kafka_abort_transaction(producer_.get(), kTimeoutMs), "aborting") && !fatal_ &&
-         !stop_) {
+  while (!renew_ && !handle(rd_kafka_abort_transaction(producer_.get(), kTimeoutMs), "aborting") &&
+         !fatal_ && !renew_ && !stop_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   txn_open_ = false;
@@ -429,7 +469,11 @@ void StageRunner::prepare(rd_kafka_topic_partition_list_t* list) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }
     Partition p;
-    if (checkpoint && checkpoint->input_offset >= 0) {
+    if (checkpoint && !checkpoint->damage.empty()) {
+      log_error("kafka " + spec_.name + ": " + spec_.changelog + " partition " +
+                std::to_string(partition) + ": " + checkpoint->damage +
+                "; rebuilding from the beginning of " + spec_.input);
+    } else if (checkpoint && checkpoint->input_offset >= 0) {
       auto task = spec_.restore(partition, config, checkpoint->state);
       if (task) {
         p.task = std::move(*task);
@@ -442,13 +486,14 @@ void StageRunner::prepare(rd_kafka_topic_partition_list_t* list) {
                   "); rebuilding from the beginning of " + spec_.input);
       }
     }
-    if (!p.task) p.task = spec_.fresh(partition, config);
+    const bool restored = p.task != nullptr;
+    if (!restored) p.task = spec_.fresh(partition, config);
     p.last_checkpoint = wall_now();
     const std::int64_t committed_offset = committed->elems[i].offset;
     p.silent_until = committed_offset >= 0 ? committed_offset : -1;
     elem.offset = p.position >= 0 ? p.position : RD_KAFKA_OFFSET_BEGINNING;
     std::lock_guard lock(mutex_);
-    ++status_.restores;
+    if (restored) ++status_.restores;
     partitions_[partition] = std::move(p);
   }
 }
@@ -493,6 +538,11 @@ Result<StageRunner::Checkpoint> StageRunner::read_checkpoint(int partition) {
   rd_kafka_assign(reader_.get(), nullptr);
   if (!problem.empty() && steady_ms() > deadline) return make_error(problem);
   Checkpoint out;
+  const auto damaged = [](std::string why) {
+    Checkpoint c;
+    c.damage = std::move(why);
+    return c;
+  };
   const auto head = latest.find("head");
   if (head == latest.end()) return out;  // never checkpointed
   simdjson::dom::parser parser;
@@ -503,27 +553,27 @@ Result<StageRunner::Checkpoint> StageRunner::read_checkpoint(int partition) {
       doc["generation"].get_int64().get(generation) || doc["chunks"].get_int64().get(chunks) ||
       doc["bytes"].get_int64().get(bytes) || doc["checksum"].get_uint64().get(checksum) ||
       chunks < 0 || bytes < 0) {
-    return make_error("checkpoint head damaged");
+    return damaged("checkpoint head damaged");
   }
   out.state.reserve(static_cast<std::size_t>(bytes));
   for (std::int64_t i = 0; i < chunks; ++i) {
     const auto chunk = latest.find(chunk_key(static_cast<std::uint32_t>(i)));
     if (chunk == latest.end()) {
-      return make_error("checkpoint chunk " + std::to_string(i) + " missing");
+      return damaged("checkpoint chunk " + std::to_string(i) + " missing");
     }
     pipeline::BinaryReader r(chunk->second);
     std::uint32_t magic = 0, index = 0;
     std::int64_t chunk_generation = 0;
     if (!r.get(magic) || magic != kChunkMagic || !r.get(chunk_generation) || !r.get(index) ||
         chunk_generation != generation || index != i) {
-      return make_error("checkpoint chunk " + std::to_string(i) + " is not of generation " +
-                        std::to_string(generation));
+      return damaged("checkpoint chunk " + std::to_string(i) + " is not of generation " +
+                     std::to_string(generation));
     }
     out.state.append(chunk->second, r.position(), std::string::npos);
   }
   if (static_cast<std::int64_t>(out.state.size()) != bytes || fnv1a(out.state) != checksum) {
-    return make_error("checkpoint of generation " + std::to_string(generation) +
-                      " fails its checksum");
+    return damaged("checkpoint of generation " + std::to_string(generation) +
+                   " fails its checksum");
   }
   out.input_offset = offset;
   out.chunks = static_cast<std::uint32_t>(chunks);
@@ -583,7 +633,17 @@ StageRunner::Status StageRunner::status() const {
         rd_kafka_get_watermark_offsets(consumer_.get(), spec_.input.c_str(), partition, &low,
                                        &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         high >= 0) {
-      ps.lag = std::max<std::int64_t>(0, high - std::max(p.position, low));
+      // The consumer's position, not the next record's offset: read_committed skips the
+      // transaction markers, which occupy offsets and are no work.
+      std::int64_t at = p.position;
+      rd_kafka_topic_partition_list_t* one = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(one, spec_.input.c_str(), partition);
+      if (rd_kafka_position(consumer_.get(), one) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+          one->elems[0].offset >= 0) {
+        at = std::max(at, one->elems[0].offset);
+      }
+      rd_kafka_topic_partition_list_destroy(one);
+      ps.lag = std::max<std::int64_t>(0, high - std::max(at, low));
     }
     s.partitions.push_back(ps);
   }

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -117,7 +118,8 @@ class StageRunner {
     std::string problem;   // for /readyz; empty when fine
     std::vector<PartitionStatus> partitions;
     std::uint64_t transactions = 0, aborts = 0, rebalances = 0, bad_records = 0, checkpoints = 0,
-                  checkpoint_bytes = 0, restores = 0, replayed = 0, produced = 0, retries = 0;
+                  checkpoint_bytes = 0, restores = 0, replayed = 0, produced = 0, retries = 0,
+                  producers_renewed = 0;
   };
   Status status() const;
   const std::string& name() const { return spec_.name; }
@@ -136,10 +138,17 @@ class StageRunner {
     std::string state;
     std::int64_t input_offset = -1;
     std::uint32_t chunks = 0;
+    /// Read, but unusable (a damaged head, a missing chunk, a wrong checksum): reading
+    /// again would give the same, so the partition is rebuilt from its input.
+    std::string damage;
   };
 
   void run();
   bool init_transactions();
+  /// Replaces a producer in a fatal state (its transaction timed out at the coordinator
+  /// during an outage, say) by a new one with the same transactional id.
+  bool renew_producer();
+  bool replace_producer();
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list);
   /// Restores every partition in `list` (setting each element's start offset).
   void prepare(rd_kafka_topic_partition_list_t* list);
@@ -161,7 +170,9 @@ class StageRunner {
   std::atomic<bool> stop_{false};
   bool txn_open_ = false;
   bool fatal_ = false;
-  bool aborted_ = false;  // the last transaction was aborted: tasks must be reset
+  bool aborted_ = false;                // the last transaction was aborted: tasks must be reset
+  bool renew_ = false;                  // the producer hit a fatal error: a new one takes over
+  std::deque<std::int64_t> fenced_at_;  // steady ms of recent fencing errors
   std::int64_t last_periodic_ = 0;
 
   // partitions_, status_, config_; recursive: error handling inside a batch reports status.

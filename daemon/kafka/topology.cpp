@@ -51,6 +51,7 @@ Result<void> KafkaTopology::start() {
     auto shared = std::make_shared<std::vector<CursorUpdate>>(std::move(cursors));
     boost::asio::post(io_, [this, connector, shared] { ingest_.take_cursors(connector, *shared); });
   };
+  hooks.fatal = fatal_;
   producer_ = std::make_unique<IngestProducer>(*config_, layout_.events, std::move(hooks));
   if (auto ok = producer_->start(); !ok) return ok;
 
@@ -238,6 +239,13 @@ std::vector<prometheus::MetricFamily> KafkaTopology::collect(std::int64_t now) c
   auto checkpoint_bytes =
       family("replywatch_kafka_checkpoint_bytes_total",
              "Bytes of stage state written to the changelog.", MetricType::Counter);
+  auto restores =
+      family("replywatch_kafka_restores_total",
+             "Partition states restored from the changelog on assignment.", MetricType::Counter);
+  auto renewed = family("replywatch_kafka_producers_renewed_total",
+                        "Transactional producers replaced after a fatal error (their open "
+                        "transaction's work redone).",
+                        MetricType::Counter);
   auto replayed =
       family("replywatch_kafka_replayed_records_total",
              "Input records replayed after a restore (already committed).", MetricType::Counter);
@@ -268,6 +276,8 @@ std::vector<prometheus::MetricFamily> KafkaTopology::collect(std::int64_t now) c
     add_value(bad, stage, static_cast<double>(s.bad_records));
     add_value(checkpoints, stage, static_cast<double>(s.checkpoints));
     add_value(checkpoint_bytes, stage, static_cast<double>(s.checkpoint_bytes));
+    add_value(restores, stage, static_cast<double>(s.restores));
+    add_value(renewed, stage, static_cast<double>(s.producers_renewed));
     add_value(replayed, stage, static_cast<double>(s.replayed));
     add_value(produced, {label("client", runner->name())}, static_cast<double>(s.produced));
     add_value(retries, {label("client", runner->name())}, static_cast<double>(s.retries));
@@ -282,8 +292,9 @@ std::vector<prometheus::MetricFamily> KafkaTopology::collect(std::int64_t now) c
   auto up = family("replywatch_kafka_brokers_reachable",
                    "1 if the brokers answered the last metadata request.", MetricType::Gauge);
   add_value(up, {}, brokers_ok_ ? 1 : 0);
-  for (auto* f : {&lag, &owned, &transactions, &aborts, &rebalances, &bad, &checkpoints,
-                  &checkpoint_bytes, &replayed, &produced, &errors, &retries, &up}) {
+  for (auto* f :
+       {&lag, &owned, &transactions, &aborts, &rebalances, &bad, &checkpoints, &checkpoint_bytes,
+        &restores, &renewed, &replayed, &produced, &errors, &retries, &up}) {
     out.push_back(std::move(*f));
   }
 
@@ -332,6 +343,10 @@ std::vector<std::string> KafkaTopology::not_ready() const {
     if (s.oldest_unacknowledged_ms > kUnacknowledgedMs) {
       out.push_back("kafka: " + std::to_string(s.queued) + " batch(es) not acknowledged for " +
                     std::to_string(s.oldest_unacknowledged_ms / 1000) + " s");
+    }
+    if (s.retrying > 0) {
+      out.push_back("kafka: " + std::to_string(s.retrying) +
+                    " event record(s) refused by the brokers, retrying (see the log)");
     }
   }
   for (const StageRunner* runner : {pair_.get(), aggregate_.get()}) {

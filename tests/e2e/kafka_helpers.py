@@ -10,6 +10,8 @@ import helpers as h
 
 KAFKA_SH = os.path.join(h.SRC, "scripts", "kafka.sh")
 KCAT = os.environ.get("KCAT_BIN", "kcat")
+# The topics of one prefix: `<prefix>.<name>`.
+TOPICS = ("events", "appeals", "agency-stats", "pair-changelog", "aggregate-changelog")
 
 
 class Cluster:
