@@ -315,7 +315,9 @@ std::vector<CheckLine> check_cluster(const BusSettings& bus, int timeout_ms) {
   }
 
   // Groups: reading committed offsets needs Describe on the group.
-  for (const std::string& group : {bus.group_id + ".pair", bus.group_id + ".aggregate"}) {
+  const std::pair<std::string, std::string> groups[] = {{bus.group_id + ".pair", names.events},
+                                                         {bus.group_id + ".aggregate", names.appeals}};
+  for (const auto& [group, input] : groups) {
     ClientContext gc;
     gc.name = "check";
     gc.secrets = bus.secrets;
@@ -325,7 +327,7 @@ std::vector<CheckLine> check_cluster(const BusSettings& bus, int timeout_ms) {
       continue;
     }
     PartitionList list(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(list.get(), names.events.c_str(), 0);
+    rd_kafka_topic_partition_list_add(list.get(), input.c_str(), 0);
     const auto err = rd_kafka_committed(consumer->get(), list.get(), timeout_ms);
     const auto partition_err = list->cnt ? list->elems[0].err : RD_KAFKA_RESP_ERR_NO_ERROR;
     const auto e = err ? err : partition_err;
@@ -333,7 +335,7 @@ std::vector<CheckLine> check_cluster(const BusSettings& bus, int timeout_ms) {
       lines.push_back(
           {false, "ACL: consumer group " + group + ": not authorized (Read, Describe)"});
     } else if (e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-      lines.push_back({false, "ACL: topic " + names.events + ": not authorized for group reads"});
+      lines.push_back({false, "ACL: topic " + input + ": not authorized for group reads"});
     } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
                e != RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT) {
       lines.push_back({false, "consumer group " + group + ": " + error_text(e)});

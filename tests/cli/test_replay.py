@@ -184,5 +184,47 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("/nonexistent/replywatch.yaml", p.stderr)
 
 
+class KafkaBusOffline(unittest.TestCase):
+    """check-config judges the `bus:` section without contacting anything; kafka-check needs
+    a Kafka bus and says so; a broker that is not there is named, not waited for forever."""
+
+    def config_with(self, bus):
+        with open(CONFIG) as f:
+            text = f.read()
+        f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        f.write(text + "\nbus:\n" + bus)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_check_config_validates_the_bus_offline(self):
+        ok = run("check-config", "--config", self.config_with(
+            "  type: kafka\n  bootstrap_servers: \"127.0.0.1:1\"\n"
+            "  rdkafka: {security.protocol: PLAINTEXT}\n"))
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("127.0.0.1:1", ok.stdout + ok.stderr)
+        bad = run("check-config", "--config", self.config_with(
+            "  type: kafka\n  bootstrap_servers: \"127.0.0.1:1\"\n"
+            "  rdkafka: {enable.idempotence: false, no.such.key: 1}\n"))
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("bus.rdkafka.enable.idempotence", bad.stderr)
+        self.assertIn("bus.rdkafka.no.such.key", bad.stderr)
+
+    def test_kafka_check_usage(self):
+        p = run("kafka-check")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("--config", p.stderr)
+        p = run("kafka-check", "--config", CONFIG)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("has no `bus: {type: kafka}` section", p.stderr)
+
+    def test_kafka_check_names_an_unreachable_cluster(self):
+        p = run("kafka-check", "--config", self.config_with(
+            "  type: kafka\n  bootstrap_servers: \"127.0.0.1:1\"\n"), "--timeout", "2")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("missing: brokers", p.stdout)
+        self.assertIn("127.0.0.1:1", p.stdout)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

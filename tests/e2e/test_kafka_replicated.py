@@ -64,7 +64,7 @@ class ThreeBrokers(unittest.TestCase):
             time.sleep(0.4)
             if k == 8:
                 self.cluster.kill_node(2)  # SIGKILL: leaders and the coordinator may move
-        m = wait_settled([d], len(delivered), settle=6, timeout=400)
+        m = wait_settled([d], len(delivered), settle=6, timeout=400, partitions=PARTITIONS)
         got = rows_of(h.appeals_all(d))
         want = reference_rows(config, events)
         if got != want:
