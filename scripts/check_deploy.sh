@@ -124,6 +124,11 @@ INTERFACE = {
     "replywatch_ingest_lag_seconds": ("histogram", {}),
     "replywatch_build_info": ("gauge", {"version": ["0.1.0"], "revision": ["0123456789ab"]}),
     "replywatch_config_last_reload_success": ("gauge", {}),
+    # Kafka bus only.
+    "replywatch_kafka_consumer_lag": ("gauge", {"stage": ["pair", "aggregate"],
+                                                "partition": ["0", "1"],
+                                                "topic": ["replywatch.events"]}),
+    "replywatch_kafka_transactions_total": ("counter", {"stage": ["pair", "aggregate"]}),
     "replywatch_config_last_reload_timestamp_seconds": ("gauge", {}),
 }
 OTHER_METRICS = {"up"}  # from Prometheus itself
