@@ -19,6 +19,25 @@ constexpr std::uint32_t kMagic = 0x52574B49;  // "RWKI"
 constexpr std::uint32_t kVersion = 1;
 constexpr std::int64_t kUnacknowledgedMs = 10000;  // longer: not ready
 
+/// A stage whose partitions each run a `Task` (constructed from partition, config, layout).
+template <class Task>
+StageSpec stage_spec(std::string name, std::string input, std::string changelog, Layout layout) {
+  StageSpec spec;
+  spec.name = std::move(name);
+  spec.input = std::move(input);
+  spec.changelog = std::move(changelog);
+  spec.fresh = [layout](int p, std::shared_ptr<const Config> c) {
+    return std::make_unique<Task>(p, std::move(c), layout);
+  };
+  spec.restore = [layout](int p, std::shared_ptr<const Config> c,
+                          std::string_view state) -> Result<std::unique_ptr<PartitionTask>> {
+    auto task = std::make_unique<Task>(p, std::move(c), layout);
+    if (auto ok = task->restore(state); !ok) return ok.error();
+    return std::unique_ptr<PartitionTask>(std::move(task));
+  };
+  return spec;
+}
+
 }  // namespace
 
 KafkaTopology::KafkaTopology(boost::asio::io_context& io, std::shared_ptr<const Config> config,
@@ -56,34 +75,10 @@ Result<void> KafkaTopology::start() {
   if (auto ok = producer_->start(); !ok) return ok;
 
   const TopicNames topics(config_->bus.topic_prefix);
-  const Layout l = layout_;
-  StageSpec pair;
-  pair.name = "pair";
-  pair.input = topics.events;
-  pair.changelog = topics.pair_changelog;
-  pair.fresh = [l](int p, std::shared_ptr<const Config> c) {
-    return std::make_unique<PairTask>(p, std::move(c), l);
-  };
-  pair.restore = [l](int p, std::shared_ptr<const Config> c,
-                     std::string_view state) -> Result<std::unique_ptr<PartitionTask>> {
-    auto task = std::make_unique<PairTask>(p, std::move(c), l);
-    if (auto ok = task->restore(state); !ok) return ok.error();
-    return std::unique_ptr<PartitionTask>(std::move(task));
-  };
-  StageSpec aggregate;
-  aggregate.name = "aggregate";
-  aggregate.input = topics.appeals;
-  aggregate.changelog = topics.aggregate_changelog;
+  StageSpec pair = stage_spec<PairTask>("pair", topics.events, topics.pair_changelog, layout_);
+  StageSpec aggregate =
+      stage_spec<AggregateTask>("aggregate", topics.appeals, topics.aggregate_changelog, layout_);
   aggregate.periodic_ms = config_->bus.stats_interval_secs * 1000;
-  aggregate.fresh = [l](int p, std::shared_ptr<const Config> c) {
-    return std::make_unique<AggregateTask>(p, std::move(c), l);
-  };
-  aggregate.restore = [l](int p, std::shared_ptr<const Config> c,
-                          std::string_view state) -> Result<std::unique_ptr<PartitionTask>> {
-    auto task = std::make_unique<AggregateTask>(p, std::move(c), l);
-    if (auto ok = task->restore(state); !ok) return ok.error();
-    return std::unique_ptr<PartitionTask>(std::move(task));
-  };
   pair_ = std::make_unique<StageRunner>(config_, std::move(pair));
   aggregate_ = std::make_unique<StageRunner>(config_, std::move(aggregate));
   for (auto* runner : {pair_.get(), aggregate_.get()}) {
