@@ -4,7 +4,9 @@
 // order, which is the order its cursors may be kept in.
 #include "daemon/kafka/ingest_producer.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <tuple>
 
 #include "daemon/kafka/records.hpp"
 
@@ -169,8 +171,13 @@ bool IngestProducer::send(EventBatch& batch, bool block) {
     const std::string key = conversation_key(pipeline::Source::telegram, to);
     ok = ok && produce(partition_for(key, partitions_), key, value, pending, block);
   }
-  // Runs of one conversation become one record each (events keep their order).
-  const auto& events = batch.events;
+  // A batch interleaves conversations (a poll of a busy group, a file in time order): each
+  // conversation's events become one record per 500, in their order within the batch.
+  std::vector<pipeline::Event> events(batch.events.begin(), batch.events.end());
+  std::stable_sort(events.begin(), events.end(),
+                   [](const pipeline::Event& a, const pipeline::Event& b) {
+                     return std::tie(a.source, a.conversation) < std::tie(b.source, b.conversation);
+                   });
   for (std::size_t i = 0; ok && i < events.size();) {
     std::size_t j = i + 1;
     while (j < events.size() && j - i < kEventsPerRecord &&
