@@ -30,6 +30,7 @@ import collections
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -104,7 +105,7 @@ def thread_roles(pid):
     frames = {}
     for line in p.stdout.splitlines():
         if line.startswith("Thread ") and "(LWP " in line:
-            tid = int(line.split("(LWP ")[1].split(")")[0])
+            tid = int(re.search(r"LWP (\d+)", line).group(1))
             frames[tid] = []
         elif tid is not None and line.startswith("#"):
             frames[tid].append(line)
