@@ -21,7 +21,7 @@ latency     A writer thread appends 10,000 events/s to an ndjson file (fresh mes
             agency gets 20 appeals/s, each answered 0.5 s later; for every probe answer the
             wall time it was written, the time /api/v1/appeals (polled every 20 ms) first
             lists its appeal as answered, and the time the agency's
-            replywatch_appeals_answered_total (polled every 100 ms) counts it final.
+            replywatch_appeals_answered_total (polled every 250 ms) counts it final.
 
 Standard library plus the e2e helpers (tests/e2e); PyYAML for the configuration.
 """
@@ -184,12 +184,15 @@ class History:
         self.base_events, self.copies = base_events, copies
 
 
-def make_history(n, seed, cache):
+def make_history(n, seed, cache, order="time"):
     """n normalized events: history_gen's history (16 conversations, 28 days, ≈250,000
-    events) repeated over fresh conversation ids (copy k: id − k·10⁹, in the config too),
-    one copy after another. Cached in `cache` by (n, seed)."""
+    events, in time order) repeated over fresh conversation ids (copy k: id − k·10⁹, in the
+    config too), one copy after another. With order="conversation" each copy's events are
+    stably sorted by conversation (the same events; each conversation's in its order).
+    Cached in `cache` by (n, seed, order)."""
     os.makedirs(cache, exist_ok=True)
-    path = os.path.join(cache, f"history-{n}-s{seed}.ndjson")
+    suffix = "" if order == "time" else f"-{order}"
+    path = os.path.join(cache, f"history-{n}-s{seed}{suffix}.ndjson")
     meta_path = path + ".meta.json"
     if os.path.exists(path) and os.path.exists(meta_path):
         with open(meta_path) as f:
@@ -207,6 +210,8 @@ def make_history(n, seed, cache):
         d["conversation"] = "\x00"
         pre, post = json.dumps(d, ensure_ascii=False).split('"\\u0000"')
         templates.append((pre, int(c), isinstance(c, str), post))
+    if order == "conversation":
+        templates.sort(key=lambda x: x[1])   # stable: each conversation keeps its order
     written = 0
     tmp = path + ".part"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -320,7 +325,7 @@ def run_throughput(cluster, hist, args, commit_ms, tag, keep=False):
         if t > args.timeout:
             raise AssertionError(f"not done after {args.timeout} s: received {p.received:,} "
                                  f"of {n:,}, lag pair {pl} aggregate {al}")
-        time.sleep(0.1)
+        time.sleep(args.sample_secs)
     th1, load1 = threads_cpu(pid), loadavg()
     roles = thread_roles(pid) if args.thread_roles else {}
     t_done, c1, b1 = done
@@ -395,7 +400,7 @@ def run_pair(cluster, hist, args, first, tag):
                 break
         if t > args.timeout:
             raise AssertionError(f"pair stage not caught up after {args.timeout} s (lag {pl})")
-        time.sleep(0.1)
+        time.sleep(args.sample_secs)
     c1, b1, th1, load1 = cpu(pid), cpu(broker_pid(cluster)), threads_cpu(pid), loadavg()
     roles = thread_roles(pid) if args.thread_roles else {}
     total = max(l for _, l, _ in series)
@@ -590,20 +595,24 @@ def run_latency(cluster, args, commit_ms, poll_secs, tag):
                         seen.setdefault(int(a["answer_message"]), t_got)
             stop.wait(0.02)
 
+    metrics_ms = []
+
     def metrics_poll():
         while not stop.is_set():
+            t_req = time.time()
             try:
                 text = d.metrics_text()
             except Exception:
                 text = ""
             now = time.time()
+            metrics_ms.append(1000 * (now - t_req))
             n = 0.0
             for line in text.splitlines():
                 if line.startswith("replywatch_appeals_answered_total{") and \
                         'agency="probe"' in line:
                     n += float(line.rsplit(" ", 1)[1])
             finals.append((now, n))
-            stop.wait(0.1)
+            stop.wait(0.25)
 
     c0, b0, th0 = cpu(pid), cpu(bpid), threads_cpu(pid)
     threads = [threading.Thread(target=api_poll, daemon=True),
@@ -653,7 +662,8 @@ def run_latency(cluster, args, commit_ms, poll_secs, tag):
           f"{1000 * pct(fin, 0.9):.0f} ms, p99 {1000 * pct(fin, 0.99):.0f} ms, max "
           f"{1000 * max(fin or [float('nan')]):.0f} ms; not counted {r['missing_final']}",
           flush=True)
-    print(f"    API request p50 {median(api_ms):.1f} ms, p99 {pct(api_ms, 0.99):.1f} ms; daemon "
+    print(f"    API request p50 {median(api_ms):.1f} ms, p99 {pct(api_ms, 0.99):.1f} ms, /metrics "
+          f"p50 {median(metrics_ms):.1f} ms; daemon "
           f"CPU {r['daemon_cpu']:.1f} s ({100 * r['daemon_cpu'] / elapsed:.0f} % of a core), "
           f"broker {r['broker_cpu']:.1f} s ({100 * r['broker_cpu'] / elapsed:.0f} %); "
           f"load {load0} → {load1}", flush=True)
@@ -689,6 +699,13 @@ def main():
     ap.add_argument("--measure", choices=["throughput", "pair", "latency", "all"], default="all")
     ap.add_argument("--events", type=int, default=3_000_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--order", choices=["time", "conversation"], default="time",
+                    help="throughput: the history in time order (as collected: ~1 event per "
+                         "Kafka record) or grouped by conversation (up to 500 per record)")
+    ap.add_argument("--sample-secs", type=float, default=0.5,
+                    help="throughput and pair: /metrics polling interval (a scrape of a "
+                         "full daemon costs ~80 ms of its io thread and holds the aggregate "
+                         "stage's lock)")
     ap.add_argument("--runs", type=int, default=3, help="throughput runs per commit interval")
     ap.add_argument("--commit-ms", default="100,1000",
                     help="commit_interval_ms values for throughput and pair (comma separated)")
@@ -697,7 +714,8 @@ def main():
     ap.add_argument("--rate", type=int, default=10000, help="latency: events/s written")
     ap.add_argument("--latency-secs", type=float, default=60)
     ap.add_argument("--warmup", type=float, default=10)
-    ap.add_argument("--latency-commit-ms", default="100")
+    ap.add_argument("--latency-commit-ms", default="100,1000")
+    ap.add_argument("--latency-runs", type=int, default=1)
     ap.add_argument("--poll-secs", default="1",
                     help="latency: ndjson poll_interval_secs values (1 is the minimum)")
     ap.add_argument("--lateness", type=int, default=1, help="latency: daemon.lateness_secs")
@@ -718,7 +736,7 @@ def main():
     print(f"kafka_bench: {h.BIN}, load {loadavg()}, {os.cpu_count()} CPUs", flush=True)
     hist = None
     if args.measure in ("throughput", "pair", "all"):
-        hist = make_history(args.events, args.seed, args.cache)
+        hist = make_history(args.events, args.seed, args.cache, args.order)
     cluster = kh.Cluster(args.workdir, nodes=1)
     t_start = time.monotonic()
     try:
@@ -739,7 +757,9 @@ def main():
         if args.measure in ("latency", "all"):
             for commit in [int(x) for x in args.latency_commit_ms.split(",")]:
                 for poll in [int(x) for x in args.poll_secs.split(",")]:
-                    lat.append(run_latency(cluster, args, commit, poll, f"lat-c{commit}-p{poll}"))
+                    for i in range(args.latency_runs):
+                        lat.append(run_latency(cluster, args, commit, poll,
+                                               f"lat-c{commit}-p{poll}-r{i + 1}"))
         if tp and args.measure != "pair":
             summary_throughput(tp)
         if pr:
