@@ -234,13 +234,12 @@ void StageRunner::run() {
       return;
     }
   }
-  rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(consumer_.get());
   std::vector<rd_kafka_message_t*> messages(kBatch);
   const int wait_ms =
       static_cast<int>(std::min<std::int64_t>(config_->bus.commit_interval_ms, 1000));
   LogLimiter bad_log(10, 60);
   while (!stop_ && !fatal_) {
-    const ssize_t n = rd_kafka_consume_batch_queue(queue, wait_ms, messages.data(), kBatch);
+    const auto n = static_cast<ssize_t>(poll_batch(messages, wait_ms));
     rd_kafka_poll(producer_.get(), 0);
     const std::int64_t now = wall_now();
     TxnOutput out(producer_.get(), producer_context_);
@@ -273,8 +272,9 @@ void StageRunner::run() {
         Partition& p = it->second;
         const bool silent = m->offset < p.silent_until;
         if (!silent && !txn_open_ && !begin()) {
-          // The batch is read again after the reset.
+          // The rest of the batch is read again after the reset.
           for (ssize_t j = i; j < n; ++j) rd_kafka_message_destroy(messages[j]);
+          aborted_ = true;
           break;
         }
         const std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
@@ -306,7 +306,10 @@ void StageRunner::run() {
               p.position > p.checkpointed &&
               now - p.last_checkpoint >= config_->bus.checkpoint_interval_secs;
           if (!txn_open_ && !(periodic_due || checkpoint_due || n > 0)) continue;
-          if (!begin()) break;
+          if (!begin()) {
+            aborted_ = true;
+            break;
+          }
           p.task->flush(out, now);
           if (periodic_due) p.task->periodic(out, now);
           if (checkpoint_due) write_checkpoint(partition, p, out, now);
@@ -338,13 +341,38 @@ void StageRunner::run() {
     if (txn_open_) commit();
     if (txn_open_) handle(rd_kafka_abort_transaction(producer_.get(), kTimeoutMs), "aborting");
   }
-  rd_kafka_queue_destroy(queue);
   rd_kafka_consumer_close(consumer_.get());
   {
     std::lock_guard lock(mutex_);
     partitions_.clear();
     status_.running = false;
   }
+}
+
+std::size_t StageRunner::poll_batch(std::vector<rd_kafka_message_t*>& out, int wait_ms) {
+  // One rd_kafka_consumer_poll at a time, not the batch API: in librdkafka before 2.1 a batch
+  // can hold records fetched before a seek or a rebalance served inside the same call, and
+  // applying one of those past a reset would skip the records between. For the same reason
+  // records polled before a repositioning (rebalance, reset) in this batch are dropped: the
+  // new positions fetch them again.
+  std::size_t n = 0;
+  std::uint64_t epoch = positioning_;
+  const std::int64_t deadline = steady_ms() + wait_ms;
+  while (n < out.size() && !stop_ && !fatal_) {
+    const auto left = static_cast<int>(std::max<std::int64_t>(0, deadline - steady_ms()));
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), left);
+    if (positioning_ != epoch) {
+      for (std::size_t i = 0; i < n; ++i) rd_kafka_message_destroy(out[i]);
+      n = 0;
+      epoch = positioning_;
+    }
+    if (m) {
+      out[n++] = m;
+    } else if (left == 0) {
+      break;
+    }
+  }
+  return n;
 }
 
 void StageRunner::commit() {
@@ -409,8 +437,34 @@ void StageRunner::reset_all() {
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(owned.size())));
   for (int p : owned) rd_kafka_topic_partition_list_add(list.get(), spec_.input.c_str(), p);
   prepare(list.get());
+  ++positioning_;
+  // A seek that fails for any partition (or times out, leaving the fetcher's state unknown)
+  // would let the consumer go on past the restored position: assign the positions instead,
+  // which restarts every partition's fetcher where its state is.
+  std::string problem;
   if (ErrorPtr e{rd_kafka_seek_partitions(consumer_.get(), list.get(), kTimeoutMs)}) {
-    fail(std::string("cannot seek after an abort: ") + rd_kafka_error_string(e.get()));
+    problem = rd_kafka_error_string(e.get());
+  }
+  for (int i = 0; i < list->cnt && problem.empty(); ++i) {
+    if (list->elems[i].err) {
+      problem = "partition " + std::to_string(list->elems[i].partition) + ": " +
+                error_text(list->elems[i].err);
+    }
+  }
+  if (!problem.empty()) {
+    log_warn("kafka " + spec_.name + ": seeking after an abort failed (" + problem +
+             "); assigning the restored positions instead");
+    for (int i = 0; i < list->cnt; ++i) {
+      list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+      const auto it = partitions_.find(list->elems[i].partition);
+      list->elems[i].offset = it != partitions_.end() && it->second.position >= 0
+                                  ? it->second.position
+                                  : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (const auto err = rd_kafka_assign(consumer_.get(), list.get()); err) {
+      fail("cannot reposition " + spec_.input + " after an abort: " + error_text(err));
+      return;
+    }
   }
   log_warn("kafka " + spec_.name + ": transaction aborted; " + std::to_string(owned.size()) +
            " partition(s) restored from their checkpoints");
@@ -418,6 +472,7 @@ void StageRunner::reset_all() {
 
 void StageRunner::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                             rd_kafka_topic_partition_list_t* list) {
+  ++positioning_;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     prepare(list);
     rd_kafka_assign(rk, list);

@@ -157,6 +157,8 @@ class StageRunner {
   /// Sends the offsets and commits; on an abortable error aborts and resets every task.
   void commit();
   void reset_all();
+  /// Records for one transaction: until `out` is full or `wait_ms` has passed.
+  std::size_t poll_batch(std::vector<rd_kafka_message_t*>& out, int wait_ms);
   void fail(const std::string& why);
   bool handle(rd_kafka_error_t* error, const char* what);
 
@@ -172,6 +174,7 @@ class StageRunner {
   bool fatal_ = false;
   bool aborted_ = false;                // the last transaction was aborted: tasks must be reset
   bool renew_ = false;                  // the producer hit a fatal error: a new one takes over
+  std::uint64_t positioning_ = 0;       // bumped whenever the consumer's positions are reset
   std::deque<std::int64_t> fenced_at_;  // steady ms of recent fencing errors
   std::int64_t last_periodic_ = 0;
 

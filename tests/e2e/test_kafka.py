@@ -10,7 +10,8 @@ checked against the independent reading of the rules (rules_reference.py), again
 (d) docs/ranking-job.sh, reading agency-stats with kcat, prints /api/v1/ranking.
 (b) two instances in one group read the same growing file; one is killed with kill -9
     mid-stream and restarted with an empty data directory: the appeals (their union), the
-    summed counters and agency-stats are still the rules'.
+    summed counters and agency-stats are still the rules'. A third instance joining and
+    leaving (stopped, killed) while records flow changes nothing either.
 (e) the broker stopped for a minute under a Telegram backlog: nothing is confirmed to
     Telegram while it is away, the daemon says it is not ready and why, and it catches up.
 """
@@ -419,6 +420,62 @@ class TwoInstances(KafkaTest):
         lag = {(l["stage"], l["partition"]): v
                for l, v in h.samples(m, "replywatch_kafka_consumer_lag")}
         self.assertEqual(len({k for k in lag if k[0] == "pair"}), PARTITIONS, lag)
+
+
+    def test_rebalances_while_records_flow_change_nothing(self):
+        # The file grows while instance c joins, leaves, is killed and joins again, so each
+        # rebalance finds records fetched and not yet applied by a: applied after the
+        # rebalance, they would skip what lies between the restored checkpoint and them.
+        config, events = history(seed=44, days=20, appeals_per_day=60, conversations=4)
+        rng = random.Random(44)
+        delivered = hg.shuffle(hg.duplicate(list(events), rng, 0.02), rng)
+        source = os.path.join(self.work, "stream.ndjson")
+        open(source, "w").close()
+        idle = os.path.join(self.work, "idle.ndjson")
+        open(idle, "w").close()
+        prefix = f"churn{os.getpid()}"
+        retention = {"message_retention_secs": 40 * h.DAY}
+        pa, da = self.write_config(
+            "a", config, [{"name": "events", "type": "ndjson", "path": source,
+                           "poll_interval_secs": 1}],
+            kh.bus_section(CLUSTER, prefix, "a", partitions=PARTITIONS), **retention)
+        pc, dc = self.write_config(
+            "c", config, [{"name": "idle", "type": "ndjson", "path": idle}],
+            kh.bus_section(CLUSTER, prefix, "c", partitions=PARTITIONS), **retention)
+        a = self.start(pa, da)
+
+        def write():
+            chunks = 40
+            for k in range(chunks):
+                with open(source, "a") as f:
+                    part = delivered[k * len(delivered) // chunks:
+                                     (k + 1) * len(delivered) // chunks]
+                    f.write("".join(json.dumps(e) + "\n" for e in part))
+                time.sleep(0.5)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            for round_ in range(4):
+                c = self.start(pc, dc)
+                time.sleep(2)
+                if round_ % 2:
+                    c.kill()  # no final checkpoint, an open transaction
+                else:
+                    self.assertEqual(c.stop(timeout=120), 0, c.stderr()[-4000:])
+                self.daemons.remove(c)
+                time.sleep(1)
+        finally:
+            writer.join()
+        c = self.start(pc, dc)
+        h.wait_until(lambda: h.sample(a.metrics(), "replywatch_connector_events_received_total")
+                     >= len(delivered), 120, what="every line read")
+        m = wait_settled([a, c], 0, settle=6)
+        got = rows_of(all_appeals([a, c]))
+        self.assert_rules(got, config, events, "rebalances while records flow")
+        check_counters(self, m, got)
+        self.assertGreaterEqual(
+            sum(v for _, v in h.samples(a.metrics(), "replywatch_kafka_rebalances_total")), 8)
 
 
 def shutil_rmtree(path):
