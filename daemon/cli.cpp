@@ -51,6 +51,9 @@ Flags:
                          `date_unixtime`. Without it such messages are rejected.
   --clock UNIX_SECONDS   The time appeals are judged at (expired past the horizon,
                          or open). Default: the latest message time of the inputs.
+  --source vk            Every INPUT is a file of VK's own JSON: API responses
+                         (wall.get, wall.getComments), posts, comments or Callback
+                         API pushes, one after another (docs/backfill-files.md).
   -h, --help             Show this help.
 
 A file that is not valid JSON or not an export is named on stderr and skipped;
@@ -201,7 +204,8 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
     out << kReplayHelp;
     return 0;
   }
-  std::string config_path, appeals_path, format_text = "json", export_tz, clock_text, problem;
+  std::string config_path, appeals_path, format_text = "json", export_tz, clock_text, problem,
+                                         source_text;
   ReplayOptions options;
   bool only_inputs = false;
   for (std::size_t i = 1; i < args.size(); ++i) {
@@ -215,7 +219,8 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
           take_value(args, i, "--appeals", appeals_path, problem) ||
           take_value(args, i, "--format", format_text, problem) ||
           take_value(args, i, "--export-timezone", export_tz, problem) ||
-          take_value(args, i, "--clock", clock_text, problem)) {
+          take_value(args, i, "--clock", clock_text, problem) ||
+          take_value(args, i, "--source", source_text, problem)) {
         continue;
       }
       if (a.size() > 1 && a[0] == '-') {
@@ -241,6 +246,14 @@ int replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (options.inputs.empty()) {
     err << "replywatch replay: no INPUT given (export files or directories)\n";
     return 1;
+  }
+  if (!source_text.empty()) {
+    pipeline::Source source;
+    if (!pipeline::parse_source(source_text, source) || source != pipeline::Source::vk) {
+      err << "replywatch replay: --source must be vk, not '" << source_text << "'\n";
+      return 1;
+    }
+    options.platform = source;
   }
   if (!clock_text.empty()) {
     std::int64_t clock = 0;

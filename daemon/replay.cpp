@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <unordered_map>
 
 #include "connectors/ndjson/ndjson_parser.hpp"
 #include "connectors/telegram_export/export_parser.hpp"
+#include "connectors/vk/vk_parser.hpp"
 
 namespace replywatch::daemon {
 
@@ -67,25 +70,49 @@ class ExportBatch : public connectors::telegram_export::Sink {
   bool owned_ = false;
 };
 
+void add_event(const pipeline::Registry& registry, FileEvents& out, const Event& e) {
+  const bool message =
+      e.kind == pipeline::EventKind::message || e.kind == pipeline::EventKind::service;
+  if (message) {
+    ++out.messages;
+    out.max_time = std::max(out.max_time.value_or(e.time), e.time);
+  }
+  if (registry.agency_of_conversation(e.source, e.conversation) < 0) {
+    if (e.source == pipeline::Source::telegram) out.unowned.insert(e.conversation);
+  }
+  const pipeline::PairKey key{static_cast<std::int64_t>(e.source), e.conversation};
+  auto& per = out.per_conversation;
+  if (per.empty() || !(per.back().first == key)) per.push_back({key, {}});
+  per.back().second.push_back(e);
+}
+
+/// Reads a file of a platform's own JSON documents (docs/backfill-files.md) whole.
+Result<void> read_platform(const std::string& path, pipeline::Source source,
+                           const pipeline::Registry& registry, FileEvents& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(path + ": cannot open");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return make_error(path + ": read failed");
+  if (source != pipeline::Source::vk) {
+    return make_error(path + ": --source " + std::string(pipeline::to_string(source)) +
+                      " files are not supported yet");
+  }
+  connectors::vk::Parser parser;
+  connectors::vk::Parsed parsed;
+  // A deletion or an edit in an archive of pushes has no time; none is needed to replay it.
+  if (auto ok = parser.parse_many(text, 0, parsed); !ok) {
+    return make_error(path + ": " + ok.error().message);
+  }
+  for (const Event& e : parsed.events) add_event(registry, out, e);
+  for (const auto& [reason, n] : parsed.rejected) out.rejected[reason] += n;
+  return {};
+}
+
 /// Reads a normalized-event (NDJSON) file whole.
 Result<void> read_ndjson(const std::string& path, const pipeline::Registry& registry,
                          FileEvents& out) {
   connectors::ndjson::FileCursor cursor;
-  auto on_event = [&](const Event& e) {
-    const bool message =
-        e.kind == pipeline::EventKind::message || e.kind == pipeline::EventKind::service;
-    if (message) {
-      ++out.messages;
-      out.max_time = std::max(out.max_time.value_or(e.time), e.time);
-    }
-    if (registry.agency_of_conversation(e.source, e.conversation) < 0) {
-      if (e.source == pipeline::Source::telegram) out.unowned.insert(e.conversation);
-    }
-    const pipeline::PairKey key{static_cast<std::int64_t>(e.source), e.conversation};
-    auto& per = out.per_conversation;
-    if (per.empty() || !(per.back().first == key)) per.push_back({key, {}});
-    per.back().second.push_back(e);
-  };
+  auto on_event = [&](const Event& e) { add_event(registry, out, e); };
   auto on_rejected = [&](std::string_view reason, std::uint64_t) {
     ++out.rejected[std::string(reason)];
   };
@@ -171,7 +198,9 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
     }
     FileEvents batch;
     Result<void> parsed;
-    if (is_ndjson(path)) {
+    if (options.platform) {
+      parsed = read_platform(options.inputs[i], *options.platform, *registry, batch);
+    } else if (is_ndjson(path)) {
       parsed = read_ndjson(path, *registry, batch);
     } else {
       ExportBatch sink(*registry, batch, options.progress ? &progress : nullptr, result.messages);

@@ -25,6 +25,8 @@ struct ReplayOptions {
   /// The clock appeals expire at; by default the latest message time of the inputs.
   std::optional<std::int64_t> clock;
   std::shared_ptr<const pipeline::TimeZone> export_timezone;
+  /// --source: every input is a file of that platform's own JSON (docs/backfill-files.md).
+  std::optional<pipeline::Source> platform;
   bool keep_appeals = false;  // collect every appeal for --appeals
   bool progress = false;      // progress lines on the error stream
 };
