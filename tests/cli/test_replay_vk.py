@@ -206,6 +206,25 @@ class ReplayVk(unittest.TestCase):
             # Nothing of the broken file counts, not even its good first document.
             self.assertEqual([(r[2], r[5]) for r in rows], [(101, "unanswered"), (201, "open")])
 
+    def test_a_reply_to_another_citizen_opens_an_appeal_when_configured(self):
+        # 104 (500002) replies inside 101's thread (500001's): ignored by default (HAND);
+        # with citizen_replies_to_citizens: appeal it opens one, never answered.
+        with tempfile.TemporaryDirectory() as tmp:
+            config = os.path.join(tmp, "config.yaml")
+            with open(CONFIG, encoding="utf-8") as f:
+                text = f.read()
+            with open(config, "w", encoding="utf-8") as f:
+                f.write("citizen_replies_to_citizens: appeal\n" + text)
+            out = os.path.join(tmp, "appeals.ndjson")
+            p = run("replay", "--config", config, "--appeals", out, "--source", "vk", *FILES)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(out) as f:
+                rows = [json.loads(line) for line in f]
+            extra = [(a["citizen"], a["thread"], a["status"]) for a in rows
+                     if a["opened_message"] == 104]
+            self.assertEqual(extra, [("500002", 100, "unanswered")])
+            self.assertEqual(len(rows), len(HAND) + 1)
+
     def test_unknown_source_is_a_usage_error(self):
         p = run("replay", "--config", CONFIG, "--source", "myspace", FILES[0])
         self.assertEqual(p.returncode, 1)
