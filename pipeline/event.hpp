@@ -39,6 +39,9 @@ struct Event {
   Source source = Source::telegram;
   EventKind kind = EventKind::message;
   AuthorHint author_hint = AuthorHint::user;
+  /// The citizen a message names as the one it answers, where the platform says so apart
+  /// from the reply (VK `reply_to_user`); 0: none. Only an official message's counts.
+  std::int64_t addressee = 0;
 };
 
 }  // namespace replywatch::pipeline

@@ -280,8 +280,12 @@ class Folder {
     return AuthorClass::citizen;
   }
 
-  /// Which pair a message of class `cls` by `author` acts on, given its parent.
-  std::int64_t target_of(AuthorClass cls, std::int64_t author, const Entry* parent) const {
+  /// Which pair a message of class `cls` by `author` acts on, given its parent. An official
+  /// message that names the citizen it addresses (`addressee`) acts on that citizen's pair,
+  /// whatever it replies to.
+  std::int64_t target_of(AuthorClass cls, std::int64_t author, const Entry* parent,
+                         std::int64_t addressee = 0) const {
+    if (cls == AuthorClass::official && addressee != 0) return addressee;
     if (cls == AuthorClass::citizen) {
       if (parent && parent->cls() == AuthorClass::citizen && parent->author != author &&
           registry_.citizen_replies_to_citizens == CitizenReplies::ignore) {
@@ -506,8 +510,8 @@ class Folder {
     bool parent_forgotten = false;
   };
 
-  Derived derive(std::int64_t id, std::int64_t reply_to, AuthorClass cls,
-                 std::int64_t author) const {
+  Derived derive(std::int64_t id, std::int64_t reply_to, AuthorClass cls, std::int64_t author,
+                 std::int64_t addressee) const {
     Derived d;
     const Entry* parent = nullptr;
     if (reply_to == 0) {
@@ -527,14 +531,14 @@ class Folder {
         }
       }
     }
-    d.target = target_of(cls, author, parent);
+    d.target = target_of(cls, author, parent, addressee);
     return d;
   }
 
   Applied apply(const Event& e) {
     std::int32_t account = -1;
     const AuthorClass cls = classify(e, account);
-    const Derived d = derive(e.message_id, e.reply_to, cls, e.author);
+    const Derived d = derive(e.message_id, e.reply_to, cls, e.author, e.addressee);
     if (cls == AuthorClass::citizen && d.target == 0) ++counters_.citizen_to_citizen;
     Entry en;
     en.thread = d.thread;
@@ -618,7 +622,10 @@ class Folder {
         const Entry* en = entry(m);
         if (!en || !en->pending()) continue;
         Change ch{m, {en->target, en->thread}, {en->target, d.thread}, d.pending};
-        if (direct) ch.to.a = target_of(en->cls(), en->author, self);
+        // A direct reply waited for this parent, so an official one acting on a pair
+        // already got it from its addressee, which the parent does not change.
+        const bool addressed = en->cls() == AuthorClass::official && en->target != 0;
+        if (direct && !addressed) ch.to.a = target_of(en->cls(), en->author, self);
         changes.push_back(ch);
         if (!(ch.from == ch.to)) {
           touch(ch.from);

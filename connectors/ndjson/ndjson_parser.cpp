@@ -2,11 +2,8 @@
 // tails files of it in bounded chunks, resuming from a cursor.
 #include "connectors/ndjson/ndjson_parser.hpp"
 
-#include "connectors/json_scan.hpp"
-
-#include <simdjson.h>
-
 #include <fcntl.h>
+#include <simdjson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,14 +17,16 @@
 #include <utility>
 #include <vector>
 
+#include "connectors/json_scan.hpp"
+
 namespace replywatch::connectors::ndjson {
 
 namespace {
 
 using json_scan::is_json_space;
-using json_scan::trim_json_space;
-using json_scan::kFirstTime;
 using json_scan::kEndTime;
+using json_scan::kFirstTime;
+using json_scan::trim_json_space;
 
 namespace od = simdjson::ondemand;
 using pipeline::AuthorHint;
@@ -48,6 +47,7 @@ constexpr std::string_view kBadConversation = "bad_conversation";
 constexpr std::string_view kMissingMessageId = "missing_message_id";
 constexpr std::string_view kBadMessageId = "bad_message_id";
 constexpr std::string_view kBadReplyTo = "bad_reply_to";
+constexpr std::string_view kBadAddressee = "bad_addressee";
 constexpr std::string_view kMissingAuthor = "missing_author";
 constexpr std::string_view kBadAuthor = "bad_author";
 constexpr std::string_view kMissingTime = "missing_time";
@@ -57,13 +57,26 @@ constexpr std::string_view kBadAuthorKind = "bad_author_kind";
 constexpr std::string_view kBadKind = "bad_kind";
 constexpr std::string_view kLineTooLong = "line_too_long";
 
-constexpr std::array<std::string_view, 18> kReasons = {
-    kLineTooLong,         kNotJson,         kNotAnObject,
-    kDuplicateField,      kMissingSource,   kBadSource,
-    kMissingConversation, kBadConversation, kMissingMessageId,
-    kBadMessageId,        kBadReplyTo,      kMissingAuthor,
-    kBadAuthor,           kMissingTime,     kBadTime,
-    kTimeOutOfRange,      kBadAuthorKind,   kBadKind,
+constexpr std::array<std::string_view, 19> kReasons = {
+    kLineTooLong,
+    kNotJson,
+    kNotAnObject,
+    kDuplicateField,
+    kMissingSource,
+    kBadSource,
+    kMissingConversation,
+    kBadConversation,
+    kMissingMessageId,
+    kBadMessageId,
+    kBadReplyTo,
+    kBadAddressee,
+    kMissingAuthor,
+    kBadAuthor,
+    kMissingTime,
+    kBadTime,
+    kTimeOutOfRange,
+    kBadAuthorKind,
+    kBadKind,
 };
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -228,7 +241,9 @@ bool nesting_within(std::string_view json, int max_depth) {
       continue;
     }
     switch (c) {
-      case '"': in_string = true; break;
+      case '"':
+        in_string = true;
+        break;
       case '[':
       case '{':
         if (++depth > max_depth) return false;
@@ -237,7 +252,8 @@ bool nesting_within(std::string_view json, int max_depth) {
       case '}':
         if (--depth < 0) return false;
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return true;
@@ -275,8 +291,10 @@ error_code validate(od::value& value, int depth) {
     }
     case od::json_type::number:
       return is_json_number(value.raw_json_token()) ? simdjson::SUCCESS : simdjson::NUMBER_ERROR;
-    case od::json_type::string: return value.get_string().error();
-    case od::json_type::boolean: return value.get_bool().error();
+    case od::json_type::string:
+      return value.get_string().error();
+    case od::json_type::boolean:
+      return value.get_bool().error();
     case od::json_type::null: {
       bool is_null = false;
       if (error_code e = value.is_null().get(is_null)) return e;
@@ -325,6 +343,7 @@ enum Field : unsigned {
   kAuthorKind = 1u << 5,
   kTime = 1u << 6,
   kKind = 1u << 7,
+  kAddressee = 1u << 8,
 };
 
 Field field_of(std::string_view key) {
@@ -336,6 +355,7 @@ Field field_of(std::string_view key) {
   if (key == "author_kind") return kAuthorKind;
   if (key == "time") return kTime;
   if (key == "kind") return kKind;
+  if (key == "addressee") return kAddressee;
   return Field{0};
 }
 
@@ -401,10 +421,17 @@ class LineReader {
         if (!error && !is_null) error = simdjson::N_ATOM_ERROR;
         break;
       }
-      case od::json_type::boolean: error = doc.get_bool().error(); break;
-      case od::json_type::number: error = doc.get_number().error(); break;
-      case od::json_type::string: error = doc.get_string().error(); break;
-      default: break;
+      case od::json_type::boolean:
+        error = doc.get_bool().error();
+        break;
+      case od::json_type::number:
+        error = doc.get_number().error();
+        break;
+      case od::json_type::string:
+        error = doc.get_string().error();
+        break;
+      default:
+        break;
     }
     return error ? kNotJson : kNotAnObject;
   }
@@ -434,6 +461,10 @@ class LineReader {
         got = read_integer(value, event_.reply_to);
         if (got == Got::value && event_.reply_to <= 0) got = Got::wrong;
         return verdict(got, kBadReplyTo);
+      case kAddressee:
+        got = read_integer(value, event_.addressee);
+        if (got == Got::value && event_.addressee == 0) got = Got::wrong;
+        return verdict(got, kBadAddressee);
       case kAuthor:
         got = read_integer(value, event_.author);
         if (got == Got::value && event_.author == 0) got = Got::wrong;

@@ -46,6 +46,7 @@ constexpr int kMaxDepth = 8;
 struct Item {
   std::int64_t id = 0, owner = 0, from = 0, date = 0, post = 0, reply_to_comment = 0;
   std::int64_t last_parent = 0;  // parents_stack's last element: the nearest ancestor
+  std::int64_t reply_to_user = 0;
   bool has_id = false, has_owner = false, has_from = false, has_date = false, has_post = false,
        deleted = false, is_post = false;
   std::string_view reject;  // empty: good so far
@@ -110,6 +111,8 @@ class Reader {
       number(item.post, &item.has_post, kBadReply);
     } else if (key == "reply_to_comment") {
       number(item.reply_to_comment, nullptr, kBadReply);
+    } else if (key == "reply_to_user") {
+      number(item.reply_to_user, nullptr, kBadReply);
     } else if (key == "post_type") {
       item.is_post = true;
     } else if (key == "deleted") {
@@ -202,6 +205,9 @@ class Reader {
       // The wall's own id posts as the community: official, like an anonymous admin.
       e.author_hint = item.from < 0 ? AuthorHint::chat : AuthorHint::user;
       if (!is_post) {
+        // The user a comment answers, as VK names it: for an official's comment, whom
+        // it answers even at the top level, without reply_to_comment.
+        if (item.reply_to_user > 0) e.addressee = item.reply_to_user;
         if (item.reply_to_comment > 0) {
           e.reply_to = item.reply_to_comment;
         } else if (item.last_parent > 0) {

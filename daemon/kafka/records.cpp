@@ -142,6 +142,7 @@ Result<void> read_event(od::value v, Event& e) {
     if (key == "message_id") return has_id = read_id(value, e.message_id);
     if (key == "reply_to") return read_id(value, e.reply_to);
     if (key == "author") return read_id(value, e.author);
+    if (key == "addressee") return read_id(value, e.addressee);
     if (key == "author_kind") return !value.get_string().get(s) && parse_hint(s, e.author_hint);
     if (key == "time") return has_time = read_int(value, e.time);
     if (key == "kind") return !value.get_string().get(s) && parse_kind(s, e.kind);
@@ -292,6 +293,7 @@ void write_events(std::string& out, std::string_view producer, std::int64_t sent
     id_field(w, "message_id", e.message_id);
     if (e.reply_to != 0) id_field(w, "reply_to", e.reply_to);
     if (e.author != 0) id_field(w, "author", e.author);
+    if (e.addressee != 0) id_field(w, "addressee", e.addressee);
     w.field("author_kind", hint_name(e.author_hint));
     w.field("time", e.time);
     w.field("kind", kind_name(e.kind));

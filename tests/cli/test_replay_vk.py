@@ -31,6 +31,7 @@ HAND = [
     ("500004", 100, 106, T + 300, "first", "withdrawn", None, None, None),
     ("500005", 100, 107, T + 400, "first", "unanswered", None, None, None),
     ("500001", 100, 108, T + 5000, "followup", "answered", 109, "community", 600),
+    ("500007", 100, 111, T + 6000, "first", "answered", 112, "community", 900),
     ("500006", 200, 201, T + 691300, "first", "open", None, None, None),
 ]
 
@@ -128,6 +129,8 @@ def as_ingest_events(objs):
         if "post_id" in c:  # a comment
             stack = c.get("parents_stack") or []
             e["reply_to"] = c.get("reply_to_comment") or (stack[-1] if stack else c["post_id"])
+            if c.get("reply_to_user"):
+                e["addressee"] = str(c["reply_to_user"])
         lines.append(json.dumps(e))
     return lines
 
@@ -143,10 +146,11 @@ class ReplayVk(unittest.TestCase):
         [agency] = report["agencies"]
         first = agency["first"]
         self.assertEqual((first["appeals"], first["answered"], first["unanswered"],
-                          first["open"], first["withdrawn"]), (4, 2, 1, 1, 1))
+                          first["open"], first["withdrawn"]), (5, 3, 1, 1, 1))
         self.assertEqual(first["reply_seconds"],
-                         {"median": 5400, "p90": 6840, "p99": 7164, "mean": 5400})
-        self.assertEqual(first["km_median_seconds"], 7200)
+                         {"median": 3600, "p90": 6480, "p99": 7128, "mean": 3900})
+        self.assertEqual(first["answer_rate"], 0.75)
+        self.assertEqual(first["km_median_seconds"], 5400)
         self.assertEqual(agency["followup"]["reply_seconds"]["median"], 600)
         self.assertEqual(report["rejected_messages"], {"bad_id": 1})
 

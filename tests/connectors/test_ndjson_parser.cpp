@@ -1,9 +1,6 @@
 // Tests of the generic ingest format: every field form and rejection reason, RFC 3339
 // times, the tailing file reader, and hostile lines that must be rejected, never crash.
-#include "connectors/ndjson/ndjson_parser.hpp"
-
 #include <doctest/doctest.h>
-
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -19,6 +16,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "connectors/ndjson/ndjson_parser.hpp"
 
 namespace replywatch::connectors::ndjson {
 namespace {
@@ -173,6 +172,13 @@ TEST_CASE("ndjson: message ids and replies") {
   CHECK(verdict(line_with(R"("message_id":nulll)", "message_id")) == "not_json");
   CHECK(verdict(line_with("", "message_id")) == "missing_message_id");
   CHECK(verdict(line_with(R"("message_id":null)", "message_id")) == "missing_message_id");
+
+  CHECK(parsed(line_with(R"("addressee":"500001")")).addressee == 500001);
+  CHECK(parsed(line_with("")).addressee == 0);
+  for (std::string bad : {"0", R"("0")", "4.5", R"("x")", "[4]"}) {
+    CAPTURE(bad);
+    CHECK(verdict(line_with(R"("addressee":)" + bad)) == "bad_addressee");
+  }
 
   CHECK(parsed(line_with(R"("reply_to":4)")).reply_to == 4);
   CHECK(parsed(line_with(R"("reply_to":"4")")).reply_to == 4);
@@ -446,6 +452,7 @@ TEST_CASE("ndjson: every documented reason has a line that produces it") {
       {"missing_message_id", line_with("", "message_id")},
       {"bad_message_id", line_with(R"("message_id":-1)", "message_id")},
       {"bad_reply_to", line_with(R"("reply_to":0)")},
+      {"bad_addressee", line_with(R"("addressee":"x")")},
       {"missing_author", line_with("", "author")},
       {"bad_author", line_with(R"("author":"")", "author")},
       {"missing_time", line_with("", "time")},
@@ -536,12 +543,24 @@ TEST_CASE("ndjson: mutated and hostile lines never crash") {
     for (int e = 0; e < edits && !line.empty(); ++e) {
       const std::size_t at = random() % line.size();
       switch (random() % 6) {
-        case 0: line[at] = static_cast<char>(random() % 256); break;
-        case 1: line[at] = interesting[random() % sizeof interesting]; break;
-        case 2: line.insert(at, 1, interesting[random() % sizeof interesting]); break;
-        case 3: line.erase(at, 1 + random() % 8); break;
-        case 4: line.resize(at); break;
-        default: line.insert(at, line.substr(random() % line.size(), random() % 16)); break;
+        case 0:
+          line[at] = static_cast<char>(random() % 256);
+          break;
+        case 1:
+          line[at] = interesting[random() % sizeof interesting];
+          break;
+        case 2:
+          line.insert(at, 1, interesting[random() % sizeof interesting]);
+          break;
+        case 3:
+          line.erase(at, 1 + random() % 8);
+          break;
+        case 4:
+          line.resize(at);
+          break;
+        default:
+          line.insert(at, line.substr(random() % line.size(), random() % 16));
+          break;
       }
     }
     const std::string_view reason = parser.parse_line(line, event);

@@ -68,6 +68,16 @@ TEST_CASE("wall.getComments: comments and their nested replies become events") {
   REQUIRE(in_thread);
   CHECK(in_thread->reply_to == 101);  // no reply_to_comment: the nearest parent
   CHECK(find(p, 102)->reply_to == 100);
+  CHECK(answer->addressee == 500001);  // reply_to_user
+  CHECK(top->addressee == 0);
+}
+
+TEST_CASE("a top-level official comment names whom it answers by reply_to_user") {
+  const Parsed p = parse(R"({"id":112,"from_id":-9,"date":1779990000,"post_id":5,)"
+                         R"("owner_id":-9,"parents_stack":[],"reply_to_user":500007})");
+  REQUIRE(p.events.size() == 1);
+  CHECK(p.events[0].reply_to == 5);
+  CHECK(p.events[0].addressee == 500007);
 }
 
 TEST_CASE("a reply nested without owner_id and post_id takes its parent's") {

@@ -171,6 +171,7 @@ std::vector<Appeal> replay_of(const std::vector<Event>& history,
           << "\",\"author_kind\":\"" << hint << "\",\"time\":" << e.time << ",\"kind\":\"" << kind
           << "\"";
       if (e.reply_to != 0) out << ",\"reply_to\":" << e.reply_to;
+      if (e.addressee != 0) out << ",\"addressee\":" << e.addressee;
       out << "}\n";
     }
   }

@@ -107,6 +107,8 @@ def normalize_event(e):
         raise ValueError("bad message_id: %r" % (message_id,))
     reply_to = get("reply_to")
     reply_to = None if reply_to is None else parse_id(reply_to)
+    addressee = get("addressee")
+    addressee = None if addressee is None else parse_id(addressee)
     author = get("author")
     if author is None:
         if kind != "service":
@@ -120,6 +122,7 @@ def normalize_event(e):
         "conversation": parse_id(get("conversation")),
         "message_id": message_id,
         "reply_to": reply_to,
+        "addressee": addressee,
         "author": author,
         "author_kind": author_kind,
         "time": parse_time(get("time")),
@@ -460,10 +463,14 @@ def appeals(registry, events, clock):
                     del open_[(c, thread)]
                 open_appeal(m, c, thread)
             elif cls == OFFICIAL:
-                if pinfo is None or pinfo[0] != CITIZEN:
+                # The citizen it names (ndjson `addressee`), or else its citizen parent's.
+                if m.get("addressee"):
+                    c = m["addressee"]
+                elif pinfo is not None and pinfo[0] == CITIZEN:
+                    c = pinfo[2]
+                else:
                     continue
-                c, t = pinfo[2], pinfo[1]
-                a = open_.pop((c, t), None)
+                a = open_.pop((c, thread), None)
                 if a is None:
                     continue
                 if m["time"] > a["opened_at"] + horizon:

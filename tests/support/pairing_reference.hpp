@@ -98,8 +98,9 @@ struct Reference {
           a.opened_message = id;
           a.kind = before ? AppealKind::followup : AppealKind::first;
           appeals.push_back(a);
-        } else if (cls == Cls::official && p && p->cls == Cls::citizen) {
-          Appeal* open = find_open(p->e.author, p->thread);
+        } else if (cls == Cls::official && (e.addressee != 0 || (p && p->cls == Cls::citizen))) {
+          // The citizen it names, or else the author of the citizen message it replies to.
+          Appeal* open = find_open(e.addressee != 0 ? e.addressee : p->e.author, thread);
           if (!open) continue;
           if (e.time > open->opened_at + horizon) {
             open->status = AppealStatus::unanswered;
@@ -128,7 +129,8 @@ struct Reference {
 };
 
 /// Several conversations, chains of replies, replies to parents that never arrive and to
-/// parents with larger ids, deletions (some before the message), edits.
+/// parents with larger ids, officials naming the citizen they answer, deletions (some
+/// before the message), edits.
 inline std::vector<Event> random_history(std::mt19937_64& rng) {
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
   std::vector<Event> out;
@@ -175,6 +177,9 @@ inline std::vector<Event> random_history(std::mt19937_64& rng) {
       e.author_hint = AuthorHint::automatic_forward;
     else if (who < 40)
       e.kind = EventKind::service;
+    // An official naming the citizen it answers (VK's reply_to_user), with or without a
+    // reply: sometimes the citizen of its parent, sometimes another.
+    if (who < 25 && pick(4) == 0) e.addressee = citizens[pick(5)];
     const int reply = pick(100);
     if (reply < 55 && id > 1) {
       e.reply_to = std::max<std::int64_t>(

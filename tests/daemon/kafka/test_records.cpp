@@ -81,6 +81,7 @@ TEST_CASE("events records round-trip, ids beyond 2^53 exactly") {
                pipeline::Source::telegram,
                pipeline::EventKind::remove,
                pipeline::AuthorHint::automatic_forward};
+  events[0].addressee = 400000001;
   std::string json;
   write_events(json, "host-a/bot", 1772600000, events);
   RecordReader reader;
@@ -95,6 +96,7 @@ TEST_CASE("events records round-trip, ids beyond 2^53 exactly") {
     CHECK(r.events[i].message_id == events[i].message_id);
     CHECK(r.events[i].reply_to == events[i].reply_to);
     CHECK(r.events[i].author == events[i].author);
+    CHECK(r.events[i].addressee == events[i].addressee);
     CHECK(r.events[i].time == events[i].time);
     CHECK(r.events[i].kind == events[i].kind);
     CHECK(r.events[i].author_hint == events[i].author_hint);
