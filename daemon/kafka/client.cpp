@@ -56,6 +56,10 @@ extern "C" void log_cb(const rd_kafka_t* rk, int level, const char* facility, co
            std::string_view::npos)) {
     return;
   }
+  // A broker connection failing or closing: the same text reaches error_cb, which logs it
+  // once, rate-limited. Logged here too, each failure would be two lines, one of them an
+  // unlimited error, for as long as a broker is away.
+  if (std::string_view(facility) == "FAIL") return;
   const LogLevel l = level <= 3 ? LogLevel::error : level <= 5 ? LogLevel::warn : LogLevel::info;
   ctx->log(l, std::string(facility) + ": " + buf);
 }
