@@ -2,8 +2,11 @@
 // tails files of it in bounded chunks, resuming from a cursor.
 #include "connectors/ndjson/ndjson_parser.hpp"
 
-#include <fcntl.h>
+#include "connectors/json_scan.hpp"
+
 #include <simdjson.h>
+
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,16 +20,14 @@
 #include <utility>
 #include <vector>
 
-#include "connectors/json_scan.hpp"
-
 namespace replywatch::connectors::ndjson {
 
 namespace {
 
 using json_scan::is_json_space;
-using json_scan::kEndTime;
-using json_scan::kFirstTime;
 using json_scan::trim_json_space;
+using json_scan::kFirstTime;
+using json_scan::kEndTime;
 
 namespace od = simdjson::ondemand;
 using pipeline::AuthorHint;
@@ -58,24 +59,12 @@ constexpr std::string_view kBadKind = "bad_kind";
 constexpr std::string_view kLineTooLong = "line_too_long";
 
 constexpr std::array<std::string_view, 19> kReasons = {
-    kLineTooLong,
-    kNotJson,
-    kNotAnObject,
-    kDuplicateField,
-    kMissingSource,
-    kBadSource,
-    kMissingConversation,
-    kBadConversation,
-    kMissingMessageId,
-    kBadMessageId,
-    kBadReplyTo,
-    kBadAddressee,
-    kMissingAuthor,
-    kBadAuthor,
-    kMissingTime,
-    kBadTime,
-    kTimeOutOfRange,
-    kBadAuthorKind,
+    kLineTooLong,         kNotJson,         kNotAnObject,
+    kDuplicateField,      kMissingSource,   kBadSource,
+    kMissingConversation, kBadConversation, kMissingMessageId,
+    kBadMessageId,        kBadReplyTo,      kBadAddressee,
+    kMissingAuthor,       kBadAuthor,       kMissingTime,
+    kBadTime,             kTimeOutOfRange,  kBadAuthorKind,
     kBadKind,
 };
 
@@ -241,9 +230,7 @@ bool nesting_within(std::string_view json, int max_depth) {
       continue;
     }
     switch (c) {
-      case '"':
-        in_string = true;
-        break;
+      case '"': in_string = true; break;
       case '[':
       case '{':
         if (++depth > max_depth) return false;
@@ -252,8 +239,7 @@ bool nesting_within(std::string_view json, int max_depth) {
       case '}':
         if (--depth < 0) return false;
         break;
-      default:
-        break;
+      default: break;
     }
   }
   return true;
@@ -291,10 +277,8 @@ error_code validate(od::value& value, int depth) {
     }
     case od::json_type::number:
       return is_json_number(value.raw_json_token()) ? simdjson::SUCCESS : simdjson::NUMBER_ERROR;
-    case od::json_type::string:
-      return value.get_string().error();
-    case od::json_type::boolean:
-      return value.get_bool().error();
+    case od::json_type::string: return value.get_string().error();
+    case od::json_type::boolean: return value.get_bool().error();
     case od::json_type::null: {
       bool is_null = false;
       if (error_code e = value.is_null().get(is_null)) return e;
@@ -421,17 +405,10 @@ class LineReader {
         if (!error && !is_null) error = simdjson::N_ATOM_ERROR;
         break;
       }
-      case od::json_type::boolean:
-        error = doc.get_bool().error();
-        break;
-      case od::json_type::number:
-        error = doc.get_number().error();
-        break;
-      case od::json_type::string:
-        error = doc.get_string().error();
-        break;
-      default:
-        break;
+      case od::json_type::boolean: error = doc.get_bool().error(); break;
+      case od::json_type::number: error = doc.get_number().error(); break;
+      case od::json_type::string: error = doc.get_string().error(); break;
+      default: break;
     }
     return error ? kNotJson : kNotAnObject;
   }

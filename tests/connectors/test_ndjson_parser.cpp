@@ -1,6 +1,9 @@
 // Tests of the generic ingest format: every field form and rejection reason, RFC 3339
 // times, the tailing file reader, and hostile lines that must be rejected, never crash.
+#include "connectors/ndjson/ndjson_parser.hpp"
+
 #include <doctest/doctest.h>
+
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -16,8 +19,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "connectors/ndjson/ndjson_parser.hpp"
 
 namespace replywatch::connectors::ndjson {
 namespace {
@@ -543,24 +544,12 @@ TEST_CASE("ndjson: mutated and hostile lines never crash") {
     for (int e = 0; e < edits && !line.empty(); ++e) {
       const std::size_t at = random() % line.size();
       switch (random() % 6) {
-        case 0:
-          line[at] = static_cast<char>(random() % 256);
-          break;
-        case 1:
-          line[at] = interesting[random() % sizeof interesting];
-          break;
-        case 2:
-          line.insert(at, 1, interesting[random() % sizeof interesting]);
-          break;
-        case 3:
-          line.erase(at, 1 + random() % 8);
-          break;
-        case 4:
-          line.resize(at);
-          break;
-        default:
-          line.insert(at, line.substr(random() % line.size(), random() % 16));
-          break;
+        case 0: line[at] = static_cast<char>(random() % 256); break;
+        case 1: line[at] = interesting[random() % sizeof interesting]; break;
+        case 2: line.insert(at, 1, interesting[random() % sizeof interesting]); break;
+        case 3: line.erase(at, 1 + random() % 8); break;
+        case 4: line.resize(at); break;
+        default: line.insert(at, line.substr(random() % line.size(), random() % 16)); break;
       }
     }
     const std::string_view reason = parser.parse_line(line, event);
