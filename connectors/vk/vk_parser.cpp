@@ -441,9 +441,13 @@ Result<void> Parser::parse(std::string_view json, std::int64_t received_at, Pars
   if (skip_space(json, end) != json.size()) {
     return make_error("not valid JSON (text after the object)");
   }
+  return parse_object(json.substr(start, end - start), received_at, out);
+}
+
+Result<void> Parser::parse_object(std::string_view object, std::int64_t received_at, Parsed& out) {
   // Parse into a copy first: a document that turns out not to be JSON adds nothing.
   Parsed local;
-  state_->buffer = simdjson::padded_string(json.substr(start, end - start));
+  state_->buffer = simdjson::padded_string(object);
   od::document doc;
   if (state_->parser.iterate(state_->buffer).get(doc)) return make_error("not valid JSON");
   Reader reader(local, received_at);
@@ -467,7 +471,7 @@ Result<void> Parser::parse_many(std::string_view text, std::int64_t received_at,
     if (end == std::string_view::npos) {
       return make_error("byte " + std::to_string(pos) + ": a JSON object that never ends");
     }
-    if (auto ok = parse(text.substr(pos, end - pos), received_at, out); !ok) {
+    if (auto ok = parse_object(text.substr(pos, end - pos), received_at, out); !ok) {
       return make_error("byte " + std::to_string(pos) + ": " + ok.error().message);
     }
     pos = end;

@@ -62,6 +62,9 @@ class Parser {
   Result<void> parse_many(std::string_view text, std::int64_t received_at, Parsed& out);
 
  private:
+  /// One object already delimited (by `parse` or `parse_many`'s scan): parsed and mapped.
+  Result<void> parse_object(std::string_view object, std::int64_t received_at, Parsed& out);
+
   struct State;
   std::unique_ptr<State> state_;
 };
