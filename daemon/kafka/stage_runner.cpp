@@ -454,13 +454,8 @@ void StageRunner::reset_all() {
   if (!problem.empty()) {
     log_warn("kafka " + spec_.name + ": seeking after an abort failed (" + problem +
              "); assigning the restored positions instead");
-    for (int i = 0; i < list->cnt; ++i) {
-      list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-      const auto it = partitions_.find(list->elems[i].partition);
-      list->elems[i].offset = it != partitions_.end() && it->second.position >= 0
-                                  ? it->second.position
-                                  : RD_KAFKA_OFFSET_BEGINNING;
-    }
+    // prepare() left each element's offset at its restored position; the seek only set errors.
+    for (int i = 0; i < list->cnt; ++i) list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (const auto err = rd_kafka_assign(consumer_.get(), list.get()); err) {
       fail("cannot reposition " + spec_.input + " after an abort: " + error_text(err));
       return;
