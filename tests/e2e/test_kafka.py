@@ -368,25 +368,32 @@ class History(KafkaTest):
 # (b)
 
 class TwoInstances(KafkaTest):
-    def test_one_of_two_killed_and_restarted_empty_changes_nothing(self):
-        config, events = history(seed=42, days=20, appeals_per_day=40, conversations=4)
-        rng = random.Random(42)
+    def growing_history(self, seed, appeals_per_day):
+        """A shuffled 20-day history with 2 % duplicates, and the empty file it will be
+        appended to → (config, events, delivered, file, its connector)."""
+        config, events = history(seed=seed, days=20, appeals_per_day=appeals_per_day,
+                                 conversations=4)
+        rng = random.Random(seed)
         delivered = hg.shuffle(hg.duplicate(list(events), rng, 0.02), rng)
         source = os.path.join(self.work, "stream.ndjson")
         open(source, "w").close()
+        connector = {"name": "events", "type": "ndjson", "path": source, "poll_interval_secs": 1}
+        return config, events, delivered, source, connector
+
+    def instance_config(self, name, config, connectors, prefix):
+        # The file grows for ten seconds or more with a shuffled 20-day history: the
+        # watermark passes most of it, so a retention longer than the history keeps every
+        # late message pairable (the rules'), and expired appeals are corrected by late
+        # answers.
+        return self.write_config(name, config, connectors,
+                                 kh.bus_section(CLUSTER, prefix, name, partitions=PARTITIONS),
+                                 message_retention_secs=40 * h.DAY)
+
+    def test_one_of_two_killed_and_restarted_empty_changes_nothing(self):
+        config, events, delivered, source, connector = self.growing_history(42, 40)
         prefix = f"two{os.getpid()}"
-        connectors = [{"name": "events", "type": "ndjson", "path": source,
-                       "poll_interval_secs": 1}]
-        # The file grows for ten seconds with a shuffled 20-day history: the watermark
-        # passes most of it, so a retention longer than the history keeps every late
-        # message pairable (the rules'), and expired appeals are corrected by late answers.
-        retention = {"message_retention_secs": 40 * h.DAY}
-        pa, da = self.write_config("a", config, connectors,
-                                   kh.bus_section(CLUSTER, prefix, "a", partitions=PARTITIONS),
-                                   **retention)
-        pb, db = self.write_config("b", config, connectors,
-                                   kh.bus_section(CLUSTER, prefix, "b", partitions=PARTITIONS),
-                                   **retention)
+        pa, da = self.instance_config("a", config, [connector], prefix)
+        pb, db = self.instance_config("b", config, [connector], prefix)
         a = self.start(pa, da)
         b = self.start(pb, db)
         # Both read the same file (a redundant reader, for availability): every event
@@ -421,27 +428,17 @@ class TwoInstances(KafkaTest):
                for l, v in h.samples(m, "replywatch_kafka_consumer_lag")}
         self.assertEqual(len({k for k in lag if k[0] == "pair"}), PARTITIONS, lag)
 
-
     def test_rebalances_while_records_flow_change_nothing(self):
         # The file grows while instance c joins, leaves, is killed and joins again, so each
         # rebalance finds records fetched and not yet applied by a: applied after the
         # rebalance, they would skip what lies between the restored checkpoint and them.
-        config, events = history(seed=44, days=20, appeals_per_day=60, conversations=4)
-        rng = random.Random(44)
-        delivered = hg.shuffle(hg.duplicate(list(events), rng, 0.02), rng)
-        source = os.path.join(self.work, "stream.ndjson")
-        open(source, "w").close()
+        config, events, delivered, source, connector = self.growing_history(44, 60)
         idle = os.path.join(self.work, "idle.ndjson")
         open(idle, "w").close()
         prefix = f"churn{os.getpid()}"
-        retention = {"message_retention_secs": 40 * h.DAY}
-        pa, da = self.write_config(
-            "a", config, [{"name": "events", "type": "ndjson", "path": source,
-                           "poll_interval_secs": 1}],
-            kh.bus_section(CLUSTER, prefix, "a", partitions=PARTITIONS), **retention)
-        pc, dc = self.write_config(
-            "c", config, [{"name": "idle", "type": "ndjson", "path": idle}],
-            kh.bus_section(CLUSTER, prefix, "c", partitions=PARTITIONS), **retention)
+        pa, da = self.instance_config("a", config, [connector], prefix)
+        pc, dc = self.instance_config("c", config,
+                                      [{"name": "idle", "type": "ndjson", "path": idle}], prefix)
         a = self.start(pa, da)
 
         def write():
