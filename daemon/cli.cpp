@@ -53,7 +53,8 @@ Flags:
                          or open). Default: the latest message time of the inputs.
   --source vk            Every INPUT is a file of VK's own JSON: API responses
                          (wall.get, wall.getComments), posts, comments or Callback
-                         API pushes, one after another (docs/backfill-files.md).
+                         API pushes, one after another; a directory means the
+                         files in it (docs/backfill-files.md).
   -h, --help             Show this help.
 
 A file that is not valid JSON or not an export is named on stderr and skipped;

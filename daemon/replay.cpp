@@ -89,6 +89,10 @@ void add_event(const pipeline::Registry& registry, FileEvents& out, const Event&
 /// Reads a file of a platform's own JSON documents (docs/backfill-files.md) whole.
 Result<void> read_platform(const std::string& path, pipeline::Source source,
                            const pipeline::Registry& registry, FileEvents& out) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return make_error(path + (ec ? ": cannot open: " + ec.message() : ": not a regular file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(path + ": cannot open");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -167,6 +171,30 @@ bool is_ndjson(const std::string& path) {
   return ext == ".ndjson" || ext == ".jsonl";
 }
 
+/// With --source, a directory stands for the regular files in it (an archive kept as one
+/// file per day, say), in name order, each read and rejected on its own.
+std::vector<std::string> platform_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> out;
+  for (const std::string& input : inputs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(input, ec)) {
+      out.push_back(input);
+      continue;
+    }
+    std::vector<std::string> files;
+    for (const auto& entry : std::filesystem::directory_iterator(input, ec)) {
+      if (entry.is_regular_file(ec)) files.push_back(entry.path().string());
+    }
+    if (ec) {
+      out.push_back(input);  // read_platform names the problem
+      continue;
+    }
+    std::sort(files.begin(), files.end());
+    out.insert(out.end(), files.begin(), files.end());
+  }
+  return out;
+}
+
 std::string resolve_input(const std::string& input) {
   std::error_code ec;
   if (std::filesystem::is_directory(input, ec)) {
@@ -190,16 +218,18 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
   };
   std::unordered_map<pipeline::PairKey, std::vector<Event>, KeyHash> conversations;
   std::vector<pipeline::PairKey> order;  // first-seen order, for a deterministic run
-  for (std::size_t i = 0; i < options.inputs.size(); ++i) {
-    const std::string path = resolve_input(options.inputs[i]);
+  const std::vector<std::string> inputs =
+      options.platform ? platform_inputs(options.inputs) : options.inputs;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const std::string path = options.platform ? inputs[i] : resolve_input(inputs[i]);
     if (options.progress) {
-      progress << "\rreplay: reading " << (i + 1) << "/" << options.inputs.size() << ": " << path
+      progress << "\rreplay: reading " << (i + 1) << "/" << inputs.size() << ": " << path
                << "\x1b[K" << std::flush;
     }
     FileEvents batch;
     Result<void> parsed;
     if (options.platform) {
-      parsed = read_platform(options.inputs[i], *options.platform, *registry, batch);
+      parsed = read_platform(path, *options.platform, *registry, batch);
     } else if (is_ndjson(path)) {
       parsed = read_ndjson(path, *registry, batch);
     } else {
@@ -208,7 +238,7 @@ ReplayResult run_replay(std::shared_ptr<const pipeline::Registry> registry,
       if (!read) parsed = read.error();
     }
     if (!parsed) {
-      result.rejected_files.push_back({options.inputs[i], parsed.error().message});
+      result.rejected_files.push_back({inputs[i], parsed.error().message});
       continue;
     }
     result.messages += batch.messages;

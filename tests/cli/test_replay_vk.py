@@ -229,6 +229,25 @@ class ReplayVk(unittest.TestCase):
             self.assertEqual(extra, [("500002", 100, "unanswered")])
             self.assertEqual(len(rows), len(HAND) + 1)
 
+    def test_a_directory_is_its_files_and_a_missing_file_is_named(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = os.path.join(tmp, "archive")
+            os.makedirs(os.path.join(archive, "nested"))  # not a file: not read
+            for path in FILES:
+                with open(path, "rb") as f, \
+                        open(os.path.join(archive, os.path.basename(path)), "wb") as g:
+                    g.write(f.read())
+            with open(os.path.join(archive, "notes.txt"), "w") as f:
+                f.write("not JSON\n")
+            missing = os.path.join(tmp, "missing.json")
+            p, report, rows = replay([archive, missing])
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertEqual(rows, HAND)
+            self.assertEqual(sorted(os.path.basename(r["file"]) for r in report["rejected_files"]),
+                             ["missing.json", "notes.txt"])
+            self.assertIn("missing.json: cannot open", p.stderr)
+            self.assertIn("notes.txt: byte 0: expected a JSON object", p.stderr)
+
     def test_unknown_source_is_a_usage_error(self):
         p = run("replay", "--config", CONFIG, "--source", "myspace", FILES[0])
         self.assertEqual(p.returncode, 1)
