@@ -80,6 +80,15 @@ def progress(daemons, partitions):
         "replywatch_appeals_unanswered_total", "replywatch_appeals_corrected_total",
         "replywatch_kafka_transaction_aborts_total"))
     lag = sum(v for _, v in h.samples(m, "replywatch_kafka_consumer_lag"))
+    # Counts wait for the clocks: a backlog counts nothing until its connector catches up,
+    # so "nothing moved" alone can hold before the first count. Settled also means every
+    # connector caught up (its watermark near the wall clock), and the wait for stillness
+    # starts again when that becomes true.
+    wm = [v for _, v in h.samples(m, "replywatch_connector_watermark_lag_seconds")]
+    caught_up = all(0 <= v <= 60 for v in wm)
+    key += (caught_up,)
+    if not caught_up:
+        lag = float("inf")
     # Every partition of both stages owned by some instance (and so its lag known).
     owned = {l["stage"]: 0 for l, _ in h.samples(m, "replywatch_kafka_partitions_owned")}
     for l, v in h.samples(m, "replywatch_kafka_partitions_owned"):
@@ -91,8 +100,8 @@ def progress(daemons, partitions):
 
 def wait_settled(daemons, events_each, settle=5.0, timeout=300, partitions=PARTITIONS):
     """Until every daemon's connectors delivered `events_each`, nothing moved (counters,
-    aborts) across all of them for `settle` seconds, every partition of both stages is owned
-    and none lags → merged metrics."""
+    aborts, connectors caught up) across all of them for `settle` seconds, every partition of
+    both stages is owned, none lags and every connector is caught up → merged metrics."""
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while True:
