@@ -70,6 +70,10 @@ class Connector {
   virtual std::optional<std::chrono::milliseconds> requested_delay() const { return std::nullopt; }
   /// Polling is long polling: no interval between polls that returned data or timed out.
   virtual bool long_polls() const { return false; }
+  /// The wall clock as of which the last poll saw everything: when it started, for a
+  /// poll of many requests (a post read first may have a new comment by the last one).
+  /// The watermark moves from here. Nullopt: when the poll returned.
+  virtual std::optional<std::int64_t> seen_as_of() const { return std::nullopt; }
 };
 
 using CursorMap = std::map<std::string, std::string>;

@@ -649,6 +649,134 @@ void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path
   }
 }
 
+/// `<key>_env` or `<key>_file` (0600) into `out`; false (with a problem) if neither is
+/// given and `required`, or the one given is unusable.
+bool secret_setting(Checker& ck, const YAML::Node& item, const std::string& path,
+                    const std::map<std::string, YAML::Node>& m, const std::string& key,
+                    const std::string& what, bool required, std::string& out) {
+  const auto env = m.find(key + "_env");
+  const auto file = m.find(key + "_file");
+  if (env != m.end() && file != m.end()) {
+    ck.problem(file->second, path + "." + key + "_file",
+               "give " + key + "_env or " + key + "_file, not both");
+    return false;
+  }
+  bool ok = false;
+  if (env != m.end()) {
+    ok = secret_from_env(ck, env->second, path + "." + key + "_env", out);
+  } else if (file != m.end()) {
+    ok = secret_from_file(ck, file->second, path + "." + key + "_file", what, out);
+  } else {
+    if (required) ck.problem(item, path, "missing '" + key + "_env' or '" + key + "_file'");
+    return false;
+  }
+  if (ok && (out.size() > 1024 || std::any_of(out.begin(), out.end(), [](char ch) {
+               return static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f;
+             }))) {
+    ck.problem(env != m.end() ? env->second : file->second,
+               path + "." + key + (env != m.end() ? "_env" : "_file"),
+               "the " + what + " must be 1-1024 printable characters without spaces");
+    return false;
+  }
+  return ok;
+}
+
+bool api_base_url(Checker& ck, const YAML::Node& node, const std::string& path,
+                  const std::string& example, std::string& out) {
+  if (!ck.text(node, path, out)) return false;
+  const bool ok = (out.rfind("https://", 0) == 0 || out.rfind("http://", 0) == 0) &&
+                  out.find_first_of(" \t\r\n?#") == std::string::npos;
+  if (!ok) {
+    ck.problem(node, path, "expected an http:// or https:// URL, e.g. " + example);
+    return false;
+  }
+  if (out.rfind("http://", 0) == 0 && !loopback_url(out)) {
+    ck.problem(node, path,
+               "plain http:// would send the access token in clear; use https://, or http:// "
+               "only to a server on this machine (127.0.0.1, [::1], localhost)");
+    return false;
+  }
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  return true;
+}
+
+void parse_vk(Checker& ck, const YAML::Node& item, const std::string& path,
+              const std::map<std::string, YAML::Node>& m, ConnectorConfig& c) {
+  c.mode = "poll";
+  c.api_base_url = "https://api.vk.com/method";
+  if (m.find("poll_interval_secs") == m.end()) c.poll_interval_secs = 60;
+  if (auto f = m.find("mode"); f != m.end() && ck.text(f->second, path + ".mode", c.mode)) {
+    if (c.mode != "poll" && c.mode != "callback") {
+      ck.problem(f->second, path + ".mode", "must be 'poll' or 'callback', not '" + c.mode + "'");
+    }
+  }
+  if (c.mode == "poll") {
+    secret_setting(ck, item, path, m, "token", "access token", true, c.token);
+  } else {
+    secret_setting(ck, item, path, m, "secret", "callback secret", true, c.secret);
+    secret_setting(ck, item, path, m, "confirmation", "confirmation string", true,
+                   c.confirmation);
+    for (const char* key : {"token_env", "token_file", "walls", "posts_lookback"}) {
+      if (auto f = m.find(key); f != m.end()) {
+        ck.problem(f->second, path + "." + key, "only in poll mode");
+      }
+    }
+  }
+  if (auto f = m.find("api_base_url"); f != m.end()) {
+    api_base_url(ck, f->second, path + ".api_base_url", "https://api.vk.com/method",
+                 c.api_base_url);
+  }
+  if (auto f = m.find("api_version"); f != m.end() &&
+      ck.text(f->second, path + ".api_version", c.api_version)) {
+    const bool ok = !c.api_version.empty() && c.api_version.size() <= 10 &&
+                    std::all_of(c.api_version.begin(), c.api_version.end(), [](char ch) {
+                      return std::isdigit(static_cast<unsigned char>(ch)) || ch == '.';
+                    });
+    if (!ok) ck.problem(f->second, path + ".api_version", "expected a version like \"5.199\"");
+  }
+  if (auto f = m.find("posts_lookback"); f != m.end()) {
+    std::int64_t v = 0;
+    if (positive(ck, f->second, path + ".posts_lookback", 1000, v)) c.posts_lookback = static_cast<int>(v);
+  }
+  if (auto f = m.find("requests_per_second"); f != m.end()) {
+    double v = 0;
+    bool ok = false;
+    try {
+      v = f->second.as<double>();
+      ok = v >= 0.1 && v <= 100;
+    } catch (const YAML::Exception&) {
+    }
+    if (ok) {
+      c.requests_per_second = v;
+    } else {
+      ck.problem(f->second, path + ".requests_per_second", "must be a number from 0.1 to 100");
+    }
+  }
+  if (auto f = m.find("walls"); f != m.end()) {
+    if (!f->second.IsSequence() || f->second.size() == 0) {
+      ck.problem(f->second, path + ".walls", "expected a list of wall owner ids, e.g. [-123456]");
+    } else {
+      for (std::size_t i = 0; i < f->second.size(); ++i) {
+        std::int64_t v = 0;
+        if (!ck.integer(f->second[i], path + ".walls[" + std::to_string(i) + "]", v)) continue;
+        if (v == 0) {
+          ck.problem(f->second[i], path + ".walls[" + std::to_string(i) + "]",
+                     "a wall is a community (negative id) or a user (positive id), not 0");
+        } else {
+          c.walls.push_back(v);
+        }
+      }
+    }
+  }
+  if (auto f = m.find("ca_file"); f != m.end()) {
+    if (ck.text(f->second, path + ".ca_file", c.ca_file) &&
+        ::access(c.ca_file.c_str(), R_OK) != 0) {
+      ck.problem(f->second, path + ".ca_file", "cannot read CA file '" + c.ca_file + "'");
+    }
+  }
+  c.webhook_path = "/webhooks/vk/" + c.name;
+}
+
 void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<ConnectorConfig>& out) {
   if (!ck.sequence(node, "connectors")) return;
   std::map<std::string, int> names;
@@ -667,6 +795,11 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
       known.insert(known.end(),
                    {"mode", "token_env", "token_file", "api_base_url", "poll_timeout_secs",
                     "webhook_path", "secret_token_env", "ca_file"});
+    } else if (type == "vk") {
+      known.insert(known.end(),
+                   {"mode", "token_env", "token_file", "api_base_url", "api_version", "walls",
+                    "posts_lookback", "requests_per_second", "secret_env", "secret_file",
+                    "confirmation_env", "confirmation_file", "ca_file"});
     }
     const auto m = ck.mapping(item, path, known, {"name", "type"});
     ConnectorConfig c;
@@ -699,6 +832,11 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
       out.push_back(std::move(c));
       continue;
     }
+    if (c.type == "vk") {
+      parse_vk(ck, item, path, m, c);
+      out.push_back(std::move(c));
+      continue;
+    }
     const char* path_key = c.type == "telegram_export" ? "directory" : "path";
     if (auto f = m.find(path_key); f != m.end()) {
       if (ck.text(f->second, path + "." + path_key, c.path) && c.path.empty()) {
@@ -718,7 +856,9 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
                                               {"/healthz", "the health endpoint"},
                                               {"/readyz", "the readiness endpoint"}};
   for (std::size_t i = 0; i < out.size(); ++i) {
-    if (out[i].type != "telegram" || out[i].mode != "webhook") continue;
+    const bool push = (out[i].type == "telegram" && out[i].mode == "webhook") ||
+                      (out[i].type == "vk" && out[i].mode == "callback");
+    if (!push) continue;
     const std::string where = "connectors." + out[i].name + ".webhook_path";
     if (auto prev = paths.find(out[i].webhook_path); prev != paths.end()) {
       ck.problem_at(out[i].line, where,
@@ -734,7 +874,8 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
 }  // namespace
 
 const std::vector<std::string_view>& connector_types() {
-  static const std::vector<std::string_view> kTypes = {"telegram_export", "ndjson", "telegram"};
+  static const std::vector<std::string_view> kTypes = {"telegram_export", "ndjson", "telegram",
+                                                       "vk"};
   return kTypes;
 }
 
@@ -962,6 +1103,19 @@ Result<Config> parse_config(std::string_view yaml, std::string_view origin,
                "must be at least horizon_secs + daemon.lateness_secs (" +
                    std::to_string(registry->horizon_secs + config.daemon.lateness_secs) +
                    "): a message that late would find its thread already forgotten");
+  }
+  // A VK poller reads the walls the agencies list, unless told which.
+  for (auto& c : config.connectors) {
+    if (c.type != "vk" || c.mode != "poll" || !c.walls.empty()) continue;
+    for (const auto& agency : registry->agencies) {
+      for (const auto& conv : agency.conversations) {
+        if (conv.source == pipeline::Source::vk) c.walls.push_back(conv.id);
+      }
+    }
+    if (c.walls.empty()) {
+      ck.problem_at(c.line, "connectors." + c.name + ".walls",
+                    "no wall to poll: list `walls:` or give an agency a {source: vk} conversation");
+    }
   }
   if (config.connectors.size() > 64) {
     ck.problem(root["connectors"], "connectors", "at most 64 connectors");

@@ -29,14 +29,14 @@ struct DaemonSettings {
 /// One configured connector instance (`connectors:` list).
 struct ConnectorConfig {
   std::string name;  // [a-z0-9_]+, unique; the `connector` label
-  std::string type;  // telegram_export | ndjson
+  std::string type;  // telegram_export | ndjson | telegram | vk
   std::string path;  // directory (telegram_export) or file/directory (ndjson)
   std::int64_t poll_interval_secs = 10;
   std::shared_ptr<const pipeline::TimeZone> export_timezone;  // telegram_export only
   int line = 0;                                               // where it is declared, for messages
 
   // telegram (Bot API) only.
-  std::string mode;  // poll | webhook
+  std::string mode;  // poll | webhook (telegram), poll | callback (vk)
   std::string api_base_url = "https://api.telegram.org";
   std::int64_t poll_timeout_secs = 25;
   std::string webhook_path;  // webhook mode: the daemon's path that receives pushes
@@ -45,6 +45,14 @@ struct ConnectorConfig {
   /// never in an error message, never in a metric.
   std::string token;
   std::string secret_token;
+
+  // vk only (token above: the access token, poll mode).
+  std::string api_version = "5.199";
+  std::vector<std::int64_t> walls;  // poll: owner ids; default: the vk conversations
+  int posts_lookback = 50;
+  double requests_per_second = 3;
+  std::string secret;        // callback: the `secret` field of every push
+  std::string confirmation;  // callback: the answer to {"type": "confirmation"}
 };
 
 /// The bus between the stages (`bus:` section): in-process by default, or Apache Kafka.

@@ -101,7 +101,8 @@ class Runner : public connectors::Output {
       const bool caught_up = !connector_->pending();
       if (outcome == connectors::PollOutcome::ok) {
         failures = 0;
-        asio::post(io_, [this, caught_up, now = wall_now()] {
+        const std::int64_t now = std::min(wall_now(), connector_->seen_as_of().value_or(wall_now()));
+        asio::post(io_, [this, caught_up, now] {
           engine_.connector_success(connector_->name(), now, caught_up);
         });
       } else if (outcome == connectors::PollOutcome::retry_later) {
@@ -154,9 +155,9 @@ class Runner : public connectors::Output {
   std::atomic<bool> stop_{false};
 };
 
-/// Webhook pushes are acknowledged to Telegram (which then forgets them) before the
-/// next snapshot: each is first appended to this journal and synced, and replayed
-/// at start on top of the snapshot. Every snapshot empties it.
+/// Pushes are acknowledged to the platform (which then forgets them) before the next
+/// snapshot: each is first appended to this journal and synced, and replayed at start
+/// on top of the snapshot. Every snapshot empties it.
 class PushJournal {
  public:
   ~PushJournal() {
@@ -171,11 +172,12 @@ class PushJournal {
   }
 
   /// Appends and syncs one push; false if it could not be made durable.
-  bool append(const std::string& connector, std::string_view body) {
+  bool append(const std::string& connector, std::string_view body, std::int64_t received_at) {
     std::string record;
     pipeline::BinaryWriter w(record);
     w.put_bytes(connector);
     w.put_bytes(body);
+    w.put(received_at);
     std::string framed;
     pipeline::BinaryWriter f(framed);
     f.put(static_cast<std::uint32_t>(record.size()));
@@ -190,17 +192,29 @@ class PushJournal {
     return ::fdatasync(fd_) == 0;
   }
 
+  struct Push {
+    std::string connector;
+    std::string body;
+    std::int64_t received_at = 0;  // 0: a journal of an earlier version, without it
+  };
+
   /// Every complete record, in order; a torn last record (a crash mid-append) is dropped.
-  std::vector<std::pair<std::string, std::string>> read_all() const {
-    std::vector<std::pair<std::string, std::string>> out;
+  std::vector<Push> read_all() const {
+    std::vector<Push> out;
     std::ifstream in(path_, std::ios::binary);
     const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     pipeline::BinaryReader r(data);
     while (!r.at_end()) {
       std::uint32_t size = 0;
+      if (!r.get(size) || data.size() - r.position() < size) break;
+      const std::string_view record(data.data() + r.position(), size);
+      pipeline::BinaryReader fields(record);
       std::string_view connector, body;
-      if (!r.get(size) || !r.get_bytes(connector) || !r.get_bytes(body)) break;
-      out.emplace_back(std::string(connector), std::string(body));
+      if (!fields.get_bytes(connector) || !fields.get_bytes(body)) break;
+      Push push{std::string(connector), std::string(body), 0};
+      if (!fields.at_end() && !fields.get(push.received_at)) break;
+      out.push_back(std::move(push));
+      if (!r.skip(size)) break;
     }
     return out;
   }
@@ -275,8 +289,8 @@ class Daemon {
     write_port_file(d.data_dir);
 
     for (const auto& c : engine_.config().connectors) {
-      if (c.type == "telegram" && c.mode == "webhook") {
-        add_webhook(c);
+      if (auto handler = make_push_handler(c)) {
+        add_push_route(c, std::move(handler));
         continue;
       }
       auto connector = make_connector(c, engine_.cursors(c.name));
@@ -285,6 +299,8 @@ class Daemon {
       runners_.back()->start();
       log_info("connector " + c.name + " (" + c.type + ") started" +
                (c.type == "telegram" ? " polling " + c.api_base_url + "/bot<redacted>/getUpdates"
+                : c.type == "vk"     ? " polling " + std::to_string(c.walls.size()) +
+                                       " wall(s) through " + c.api_base_url
                                      : " on " + c.path));
     }
     started_ = true;
@@ -298,67 +314,54 @@ class Daemon {
   }
 
  private:
-  /// Telegram webhook mode: pushes arrive on our own HTTP server at the
-  /// connector's path, checked against its secret token.
-  struct Webhook {
+  /// Push connectors (Telegram webhook, VK Callback API): requests arrive on our own
+  /// HTTP server at the connector's path; the handler checks and reads them.
+  struct PushRoute {
     std::string connector;
-    std::string secret;
-    std::unique_ptr<connectors::telegram::UpdateParser> parser;
+    std::unique_ptr<connectors::PushHandler> handler;
   };
 
-  void add_webhook(const ConnectorConfig& c) {
-    Webhook w;
-    w.connector = c.name;
-    w.secret = c.secret_token;
-    w.parser = std::make_unique<connectors::telegram::UpdateParser>();
+  void add_push_route(const ConnectorConfig& c, std::unique_ptr<connectors::PushHandler> handler) {
     http_.set_body_limit(c.webhook_path, kWebhookBodyLimit);
-    webhooks_.emplace(c.webhook_path, std::move(w));
+    push_routes_.emplace(c.webhook_path, PushRoute{c.name, std::move(handler)});
     engine_.connector_success(c.name, wall_now(), true);
-    log_info("connector " + c.name + " (telegram webhook) receiving on " + c.webhook_path);
+    log_info("connector " + c.name + " (" + c.type + " " + c.mode + ") receiving on " +
+             c.webhook_path);
   }
 
-  static bool same_secret(std::string_view given, std::string_view expected) {
-    // Constant time in the secret's content: no early exit on the first difference.
-    unsigned char diff = given.size() == expected.size() ? 0 : 1;
-    for (std::size_t i = 0; i < expected.size(); ++i) {
-      const char g = i < given.size() ? given[i] : '\0';
-      diff |= static_cast<unsigned char>(g ^ expected[i]);
+  HttpResponse push(PushRoute& route, const HttpRequest& r) {
+    connectors::PushRequest request;
+    request.method = r.method;
+    request.body = r.body;
+    request.headers = &r.headers;
+    request.query = &r.query;
+    request.remote = r.remote;
+    const std::int64_t now = wall_now();
+    auto result = route.handler->handle(request);
+    auto answer = [](connectors::PushReply reply) {
+      return HttpResponse{reply.status, std::move(reply.content_type), std::move(reply.body),
+                          std::move(reply.headers)};
+    };
+    if (!result.error_type.empty()) {
+      engine_.connector_error(route.connector, result.error_type, result.error_message, false);
     }
-    return diff == 0;
-  }
-
-  HttpResponse webhook(Webhook& w, const HttpRequest& r) {
-    if (r.method != "POST") {
-      return {405, "text/plain; charset=utf-8", "POST only\n", {{"Allow", "POST"}}};
-    }
-    const auto header = r.header("x-telegram-bot-api-secret-token");
-    if (!header || !same_secret(*header, w.secret)) {
-      engine_.connector_error(w.connector, "bad_secret",
-                              "webhook push with a missing or wrong secret token from " + r.remote,
+    if (!result.batch) return answer(std::move(result.reply));
+    if (!journal_.append(route.connector, r.body, now)) {
+      // Not durable: let the platform deliver it again rather than risk losing it.
+      engine_.connector_error(route.connector, "journal_write", "cannot sync the push journal",
                               false);
-      return {401, "text/plain; charset=utf-8", "unauthorized\n", {}};
-    }
-    auto parsed = w.parser->parse_update(r.body);
-    if (parsed && !journal_.append(w.connector, r.body)) {
-      // Not durable: let Telegram deliver it again rather than risk losing it.
-      engine_.connector_error(w.connector, "journal_write", "cannot sync the push journal", false);
       return {503, "text/plain; charset=utf-8", "try again\n", {{"Retry-After", "1"}}};
-    }
-    if (!parsed) {
-      engine_.connector_error(w.connector, "invalid_json", parsed.error().message, false);
-      // 200 anyway: Telegram would retry a malformed push forever; it is counted.
-      return {200, "text/plain; charset=utf-8", "ok\n", {}};
     }
     // Applying on this thread takes microseconds (in process; on Kafka, handing it to the
     // producer): the handler answers at once. A snapshot follows shortly (sync).
-    if (!engine_.push(connectors::telegram::to_batch(w.connector, std::move(*parsed)),
-                      wall_now())) {
-      engine_.connector_error(w.connector, "bus_full", "the bus cannot take the push now", false);
+    if (!engine_.push(std::move(*result.batch), now)) {
+      engine_.connector_error(route.connector, "bus_full", "the bus cannot take the push now",
+                              false);
       return {503, "text/plain; charset=utf-8", "try again\n", {{"Retry-After", "5"}}};
     }
-    engine_.connector_success(w.connector, wall_now(), true);
+    engine_.connector_success(route.connector, now, true);
     schedule_sync_snapshot();
-    return {200, "text/plain; charset=utf-8", "ok\n", {}};
+    return answer(std::move(result.reply));
   }
 
   /// Pushes acknowledged after the last snapshot: apply them again (duplicates are
@@ -371,11 +374,27 @@ class Daemon {
     }
     const auto pushes = journal_.read_all();
     if (pushes.empty()) return true;
-    connectors::telegram::UpdateParser parser;
-    for (const auto& [connector, body] : pushes) {
-      auto parsed = parser.parse_update(body);
-      if (!parsed) continue;
-      engine_.push(connectors::telegram::to_batch(connector, std::move(*parsed)), wall_now());
+    // The handlers by connector: a push of a connector no longer configured is dropped.
+    std::map<std::string, std::unique_ptr<connectors::PushHandler>> handlers;
+    for (const auto& c : engine_.config().connectors) {
+      if (auto handler = make_push_handler(c)) handlers.emplace(c.name, std::move(handler));
+    }
+    std::size_t dropped = 0;
+    for (const auto& push : pushes) {
+      const auto it = handlers.find(push.connector);
+      auto batch = it == handlers.end() ? std::nullopt
+                                        : it->second->replay(push.body, push.received_at > 0
+                                                                            ? push.received_at
+                                                                            : wall_now());
+      if (!batch) {
+        ++dropped;
+        continue;
+      }
+      engine_.push(std::move(*batch), wall_now());
+    }
+    if (dropped > 0) {
+      log_warn("dropped " + std::to_string(dropped) + " journalled push(es) of " + path +
+               " that no configured push connector reads");
     }
     log_info("replayed " + std::to_string(pushes.size()) + " webhook push(es) from " + path);
     return save_snapshot();
@@ -434,8 +453,8 @@ class Daemon {
     if (ms > 1000) log_warn("snapshot took " + std::to_string(ms) + " ms");
     // Every journalled push is in the snapshot now (on Kafka: once acknowledged there).
     bool pushes_durable = true;
-    for (const auto& [path, w] : webhooks_)
-      pushes_durable = pushes_durable && engine_.durable(w.connector);
+    for (const auto& [path, route] : push_routes_)
+      pushes_durable = pushes_durable && engine_.durable(route.connector);
     if (pushes_durable) journal_.clear();
     engine_.snapshot_written();
     return true;
@@ -509,7 +528,9 @@ class Daemon {
   }
 
   HttpResponse handle(const HttpRequest& r) {
-    if (auto w = webhooks_.find(r.path); w != webhooks_.end()) return webhook(w->second, r);
+    if (auto route = push_routes_.find(r.path); route != push_routes_.end()) {
+      return push(route->second, r);
+    }
     if (r.method != "GET" && r.method != "HEAD") {
       HttpResponse res{
           405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET"}}};
@@ -629,7 +650,7 @@ class Daemon {
   asio::steady_timer sync_timer_;
   bool sync_pending_ = false;
   PushJournal journal_;
-  std::map<std::string, Webhook> webhooks_;
+  std::map<std::string, PushRoute> push_routes_;
   std::vector<std::unique_ptr<Runner>> runners_;
   std::string snapshot_path_;
   bool restored_ = false;

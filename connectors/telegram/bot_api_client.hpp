@@ -1,35 +1,25 @@
-// A small HTTP(S) client for the Bot API: one request at a time, a deadline per
-// request, cancellation, certificate and host name verification with SNI. The
-// token is part of the URL path, so nothing it produces ever contains the URL.
+// The Bot API over the shared HTTP client. The token is part of the URL path, so
+// nothing it produces ever contains the URL.
 #pragma once
 
 #include <atomic>
 #include <boost/system/result.hpp>
 #include <chrono>
-#include <memory>
 #include <string>
 #include <string_view>
 
+#include "connectors/http/http_client.hpp"
+
 namespace replywatch::connectors::telegram {
 
-struct HttpReply {
-  int status = 0;
-  std::string body;
-};
-
-/// A transport failure. `type` is a stable metric label: timeout, connect_error,
-/// tls_error, connection_reset, truncated_body, response_too_large, bad_url, cancelled.
-struct ClientError {
-  std::string type;
-  std::string message;  // redacted: names host and method, never the token
-};
+using HttpReply = http::Reply;
+using ClientError = http::ClientError;  // messages name host and method, never the token
 
 class BotApiClient {
  public:
   /// `base_url`: "https://api.telegram.org" or a local server ("http://127.0.0.1:8081").
   /// `ca_file`: an extra CA to trust; empty uses the system store.
   BotApiClient(std::string base_url, std::string token, std::string ca_file);
-  ~BotApiClient();
 
   /// GET {base}/bot{token}/{method}?{query}, finished within `deadline`, or cancelled
   /// soon after `stop` turns true.
@@ -42,8 +32,9 @@ class BotApiClient {
   std::string redacted_url(std::string_view method) const;
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::string base_url_;
+  std::string token_;
+  http::Client client_;
 };
 
 /// Replaces every occurrence of `secret` in `text` with "<redacted>".

@@ -47,6 +47,7 @@ struct Item {
   std::int64_t id = 0, owner = 0, from = 0, date = 0, post = 0, reply_to_comment = 0;
   std::int64_t last_parent = 0;  // parents_stack's last element: the nearest ancestor
   std::int64_t reply_to_user = 0;
+  std::int64_t thread_count = -1, comments_count = -1;  // `thread.count`, `comments.count`
   bool has_id = false, has_owner = false, has_from = false, has_date = false, has_post = false,
        deleted = false, is_post = false;
   std::string_view reject;  // empty: good so far
@@ -134,12 +135,29 @@ class Reader {
         }
         item.last_parent = n;
       }
+    } else if (key == "comments") {
+      od::object comments;
+      if (v.get_object().get(comments)) return true;  // a post's comments: {count, ...}
+      for (auto field : comments) {
+        std::string_view k;
+        if (field.unescaped_key().get(k)) return false;
+        if (k != "count") continue;
+        od::value count;
+        if (field.value().get(count)) return false;
+        if (!get_int(count, item.comments_count)) item.comments_count = -1;
+      }
     } else if (key == "thread") {
       od::object thread;
       if (v.get_object().get(thread)) return true;  // not the replies we know: ignore
       for (auto field : thread) {
         std::string_view k;
         if (field.unescaped_key().get(k)) return false;
+        if (k == "count") {
+          od::value count;
+          if (field.value().get(count)) return false;
+          if (!get_int(count, item.thread_count)) item.thread_count = -1;
+          continue;
+        }
         if (k != "items") continue;
         od::value items_value;
         od::array items;
@@ -233,18 +251,29 @@ class Reader {
     }
     od::object object;
     if (v.get_object().get(object)) return false;
+    Page page;
+    bool has_items = false;
     for (auto field : object) {
       std::string_view key;
       if (field.unescaped_key().get(key)) return false;
+      if (key == "count" || key == "current_level_count") {
+        od::value count;
+        if (field.value().get(count)) return false;
+        std::int64_t& slot = key == "count" ? page.count : page.level_count;
+        if (!get_int(count, slot)) slot = -1;
+        continue;
+      }
       if (key != "items") continue;
       od::value items;
       if (field.value().get(items)) return false;
-      if (!read_items(items)) return false;
+      has_items = true;
+      if (!read_items(items, &page)) return false;
     }
+    if (has_items) out_.pages.push_back(std::move(page));
     return true;
   }
 
-  bool read_items(od::value v) {
+  bool read_items(od::value v, Page* page = nullptr) {
     od::array items;
     if (v.get_array().get(items)) {
       reject(kNotAnObject);
@@ -255,9 +284,21 @@ class Reader {
       if (element.get(e)) return false;
       Item item;
       if (!read_item(e, item, 0)) return false;
+      if (page) note(*page, item);
       emit(item, nullptr, EventKind::message);
     }
     return true;
+  }
+
+  static void note(Page& page, const Item& item) {
+    ++page.items;
+    if (item.has_id) page.last_id = item.id;
+    if (item.is_post || item.comments_count >= 0) {
+      page.posts.push_back({item.id, item.comments_count});
+    } else if (item.thread_count > static_cast<std::int64_t>(item.replies.size())) {
+      page.partial_threads.push_back(
+          {item.id, item.thread_count, static_cast<std::uint64_t>(item.replies.size())});
+    }
   }
 
   bool read_error(od::value v) {

@@ -35,11 +35,32 @@ struct ApiError {
   std::string message;
 };
 
+/// What a page of wall.get or wall.getComments says about paging: its top-level items,
+/// the threads whose replies it does not all carry, and each post's comment count.
+struct Page {
+  std::int64_t count = -1;        // `count`: all items (getComments: replies included)
+  std::int64_t level_count = -1;  // getComments' `current_level_count`: this level's
+  std::uint64_t items = 0;  // top-level items on this page
+  std::int64_t last_id = 0;
+  struct Thread {
+    std::int64_t comment = 0;  // the top-level comment the thread hangs from
+    std::int64_t count = 0;    // `thread.count`: its replies
+    std::uint64_t items = 0;   // of which on this page
+  };
+  std::vector<Thread> partial_threads;
+  struct Post {
+    std::int64_t id = 0;
+    std::int64_t comments = -1;  // `comments.count` (replies in threads included)
+  };
+  std::vector<Post> posts;
+};
+
 struct Parsed {
   std::vector<pipeline::Event> events;
   std::map<std::string, std::uint64_t> rejected;  // reason → objects
   std::vector<CallbackInfo> callbacks;            // one per push document
   std::vector<ApiError> errors;                   // one per error document
+  std::vector<Page> pages;                        // one per response with `items`
   std::uint64_t objects = 0;                      // posts and comments read, good or not
 };
 

@@ -245,7 +245,7 @@ TEST_CASE("daemon and connector sections are validated too") {
   CHECK(contains(msg, "daemon.listen: expected HOST:PORT"));
   CHECK(contains(msg, "daemon.snapshot_interval_secs: must be between 1 and"));
   CHECK(contains(msg, "connectors[0].type: unknown connector type 'carrier_pigeon' (known: "
-                      "telegram_export, ndjson, telegram)"));
+                      "telegram_export, ndjson, telegram, vk)"));
   CHECK(contains(msg, "connectors[1].path: missing required key 'path'"));
   CHECK(contains(msg, "connectors[2].name: connector name 'y' is already used"));
 }
