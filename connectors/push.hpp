@@ -54,6 +54,8 @@ struct PushResult {
   PushReply reply;
   /// What the push carried: its body is journalled first, then the batch delivered.
   std::optional<Batch> batch;
+  /// What to journal instead of the raw body (a body that carries a secret, redacted).
+  std::optional<std::string> journal_body;
   /// A problem counted on the connector (bad_secret, invalid_json, ...), when not empty.
   std::string error_type;
   std::string error_message;

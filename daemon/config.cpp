@@ -856,9 +856,7 @@ void parse_connectors(Checker& ck, const YAML::Node& node, std::vector<Connector
                                               {"/healthz", "the health endpoint"},
                                               {"/readyz", "the readiness endpoint"}};
   for (std::size_t i = 0; i < out.size(); ++i) {
-    const bool push = (out[i].type == "telegram" && out[i].mode == "webhook") ||
-                      (out[i].type == "vk" && out[i].mode == "callback");
-    if (!push) continue;
+    if (!out[i].pushes()) continue;
     const std::string where = "connectors." + out[i].name + ".webhook_path";
     if (auto prev = paths.find(out[i].webhook_path); prev != paths.end()) {
       ck.problem_at(out[i].line, where,

@@ -53,6 +53,11 @@ struct ConnectorConfig {
   double requests_per_second = 3;
   std::string secret;        // callback: the `secret` field of every push
   std::string confirmation;  // callback: the answer to {"type": "confirmation"}
+
+  /// Receives pushes on the daemon's HTTP server (at webhook_path) instead of polling.
+  bool pushes() const {
+    return (type == "telegram" && mode == "webhook") || (type == "vk" && mode == "callback");
+  }
 };
 
 /// The bus between the stages (`bus:` section): in-process by default, or Apache Kafka.

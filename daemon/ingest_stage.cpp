@@ -19,7 +19,7 @@ std::vector<ConnectorProgress::Connector> progress_of(const Config& config) {
   for (const auto& c : config.connectors) {
     ConnectorProgress::Connector w;
     w.name = c.name;
-    w.push = c.type == "telegram" && c.mode == "webhook";
+    w.push = c.pushes();
     list.push_back(std::move(w));
   }
   return list;
@@ -123,9 +123,9 @@ void IngestStage::collect(std::int64_t now, Families& out) const {
                     "final counts run for the conversations it delivers.",
                     MetricType::Gauge);
   for (const auto& c : config_->connectors) {
-    const bool push = c.type == "telegram" && c.mode == "webhook";
+    // Files are polled; the platforms' connectors name their mode (poll, webhook, callback).
     add_value(info,
-              {label("connector", c.name), label("mode", push ? "webhook" : "poll"),
+              {label("connector", c.name), label("mode", c.mode.empty() ? "poll" : c.mode),
                label("type", c.type)},
               1);
     // A connector that has not caught up once since the start is behind by at least

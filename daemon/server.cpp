@@ -346,7 +346,8 @@ class Daemon {
       engine_.connector_error(route.connector, result.error_type, result.error_message, false);
     }
     if (!result.batch) return answer(std::move(result.reply));
-    if (!journal_.append(route.connector, r.body, now)) {
+    if (!journal_.append(route.connector, result.journal_body ? *result.journal_body : r.body,
+                         now)) {
       // Not durable: let the platform deliver it again rather than risk losing it.
       engine_.connector_error(route.connector, "journal_write", "cannot sync the push journal",
                               false);

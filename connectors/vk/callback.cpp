@@ -2,6 +2,20 @@
 
 namespace replywatch::connectors::vk {
 
+namespace {
+
+/// The secret as a JSON writer may have written it ('/' escaped).
+std::string json_escaped(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '/' || c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
 Callback::Callback(std::string name, std::string secret, std::string confirmation)
     : name_(std::move(name)), secret_(std::move(secret)), confirmation_(std::move(confirmation)) {}
 
@@ -44,6 +58,16 @@ PushResult Callback::handle(const PushRequest& request) {
     return result;
   }
   result.batch = to_batch(std::move(parsed), now);
+  // The push carries the secret itself: the journal keeps it without (the push was
+  // authentic; replaying it checks nothing).
+  std::string kept(request.body);
+  for (const std::string& form : {secret_, json_escaped(secret_)}) {
+    if (form.empty()) continue;
+    for (auto at = kept.find(form); at != std::string::npos; at = kept.find(form, at)) {
+      kept.erase(at, form.size());
+    }
+  }
+  result.journal_body = std::move(kept);
   return result;
 }
 

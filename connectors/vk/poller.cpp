@@ -117,8 +117,8 @@ Poller::Call Poller::on_api_error(Output& out, const std::string& method, const 
       delay_ = std::chrono::seconds(1);
       return {Step::stop, PollOutcome::retry_later};
     case 9:  // flood control
-      out.error("rate_limited", what + " (flood control: waiting a minute)");
-      delay_ = std::chrono::seconds(60);
+      out.error("rate_limited", what + " (flood control: waiting 10 s)");
+      delay_ = std::chrono::seconds(10);
       return {Step::stop, PollOutcome::retry_later};
     case 29:  // the method's daily quota
       out.error("rate_limited", what + " (daily limit of the method: waiting an hour)");

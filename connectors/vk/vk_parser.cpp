@@ -497,6 +497,7 @@ Result<void> Parser::parse_object(std::string_view object, std::int64_t received
   for (auto& [reason, n] : local.rejected) out.rejected[reason] += n;
   for (auto& c : local.callbacks) out.callbacks.push_back(std::move(c));
   for (auto& e : local.errors) out.errors.push_back(std::move(e));
+  for (auto& page : local.pages) out.pages.push_back(std::move(page));
   out.objects += local.objects;
   return {};
 }
