@@ -219,3 +219,37 @@ TEST_CASE("hostile input: never a crash, never an event from a broken document")
 
 }  // namespace
 }  // namespace replywatch::connectors::vk
+
+namespace replywatch::connectors::vk {
+
+TEST_CASE("paging: what a page says about its items, threads and posts") {
+  Parser parser;
+  Parsed out;
+  const std::string page = R"({"response":{"count":14,"current_level_count":2,"items":[
+    {"id":11,"from_id":5,"date":1780000100,"post_id":10,"owner_id":-1,
+     "thread":{"count":12,"items":[{"id":12,"from_id":6,"date":1780000200,"parents_stack":[11]}]}},
+    {"id":20,"from_id":7,"date":1780000300,"post_id":10,"owner_id":-1,"thread":{"count":0,"items":[]}}]}})";
+  REQUIRE(parser.parse(page, 1780000999, out).has_value());
+  REQUIRE(out.pages.size() == 1);
+  const Page& p = out.pages.front();
+  CHECK(p.count == 14);
+  CHECK(p.level_count == 2);
+  CHECK(p.items == 2);
+  CHECK(p.last_id == 20);
+  REQUIRE(p.partial_threads.size() == 1);  // 12 replies, one on the page
+  CHECK(p.partial_threads[0].comment == 11);
+  CHECK(p.partial_threads[0].count == 12);
+  CHECK(p.partial_threads[0].items == 1);
+  CHECK(p.posts.empty());
+
+  Parsed posts;
+  REQUIRE(parser.parse(R"({"response":{"count":1,"items":[{"id":10,"owner_id":-1,"from_id":-1,
+      "date":1780000000,"post_type":"post","comments":{"count":13,"can_post":1}}]}})",
+                       1780000999, posts).has_value());
+  REQUIRE(posts.pages.size() == 1);
+  REQUIRE(posts.pages[0].posts.size() == 1);
+  CHECK(posts.pages[0].posts[0].id == 10);
+  CHECK(posts.pages[0].posts[0].comments == 13);
+}
+
+}  // namespace replywatch::connectors::vk

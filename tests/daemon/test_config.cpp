@@ -249,3 +249,77 @@ TEST_CASE("daemon and connector sections are validated too") {
   CHECK(contains(msg, "connectors[1].path: missing required key 'path'"));
   CHECK(contains(msg, "connectors[2].name: connector name 'y' is already used"));
 }
+
+TEST_CASE("vk connectors: walls from the agencies, secrets from the environment, each mode's keys") {
+  const std::string vk_agency = R"(agencies:
+  - id: akimat_vk
+    name: Akimat
+    timezone: Asia/Almaty
+    conversations:
+      - {source: vk, id: -123456}
+      - {source: telegram, id: -1001800004444}
+    accounts:
+      - {source: vk, id: -123456, role: community}
+connectors:
+)";
+  const std::string token = "vk1.a.secretVKtokenVALUE-_x";
+  ::setenv("REPLYWATCH_TEST_VK_TOKEN", token.c_str(), 1);
+  ::setenv("REPLYWATCH_TEST_VK_SECRET", "cb-secret-value", 1);
+  ::setenv("REPLYWATCH_TEST_VK_CONFIRM", "a1b2c3d4", 1);
+  auto poll = parse_config(
+      vk_agency + "  - {name: walls, type: vk, token_env: REPLYWATCH_TEST_VK_TOKEN}\n", "c.yaml");
+  REQUIRE_MESSAGE(poll.has_value(), (poll.has_value() ? "" : poll.error().message));
+  const auto& p = poll->connectors[0];
+  CHECK(p.mode == "poll");
+  CHECK(p.token == token);
+  CHECK(p.walls == std::vector<std::int64_t>{-123456});  // the vk conversations only
+  CHECK(p.api_base_url == "https://api.vk.com/method");
+  CHECK(p.api_version == "5.199");
+  CHECK(p.poll_interval_secs == 60);
+  CHECK(p.posts_lookback == 50);
+  CHECK_FALSE(p.pushes());
+
+  auto listed = parse_config(vk_agency +
+                                 "  - {name: walls, type: vk, token_env: REPLYWATCH_TEST_VK_TOKEN, "
+                                 "walls: [-1, 42], poll_interval_secs: 5, posts_lookback: 7}\n",
+                             "c.yaml");
+  REQUIRE(listed.has_value());
+  CHECK(listed->connectors[0].walls == std::vector<std::int64_t>{-1, 42});
+  CHECK(listed->connectors[0].poll_interval_secs == 5);
+  CHECK(listed->connectors[0].posts_lookback == 7);
+
+  auto hook = parse_config(vk_agency +
+                               "  - {name: hook, type: vk, mode: callback, secret_env: "
+                               "REPLYWATCH_TEST_VK_SECRET, confirmation_env: "
+                               "REPLYWATCH_TEST_VK_CONFIRM}\n",
+                           "c.yaml");
+  REQUIRE_MESSAGE(hook.has_value(), (hook.has_value() ? "" : hook.error().message));
+  CHECK(hook->connectors[0].pushes());
+  CHECK(hook->connectors[0].secret == "cb-secret-value");
+  CHECK(hook->connectors[0].confirmation == "a1b2c3d4");
+  CHECK(hook->connectors[0].webhook_path == "/webhooks/vk/hook");
+
+  const auto bad = problems(vk_agency +
+                            "  - {name: hook, type: vk, mode: callback, token_env: "
+                            "REPLYWATCH_TEST_VK_TOKEN, walls: [0]}\n"
+                            "  - {name: w, type: vk, token_env: REPLYWATCH_TEST_VK_TOKEN, "
+                            "api_base_url: 'http://api.example.com/method', walls: [0]}\n"
+                            "  - {name: m, type: vk, mode: push, token_env: REPLYWATCH_TEST_VK_TOKEN}\n");
+  CHECK(contains(bad, "connectors[0]: missing 'secret_env' or 'secret_file'"));
+  CHECK(contains(bad, "connectors[0]: missing 'confirmation_env' or 'confirmation_file'"));
+  CHECK(contains(bad, "connectors[0].token_env: only in poll mode"));
+  CHECK(contains(bad, "connectors[1].api_base_url: plain http:// would send the access token"));
+  CHECK(contains(bad, "connectors[1].walls[0]: a wall is a community"));
+  CHECK(contains(bad, "connectors[2].mode: must be 'poll' or 'callback', not 'push'"));
+  CHECK_FALSE(contains(bad, "secretVKtokenVALUE"));
+
+  const auto none = problems(std::string(R"(agencies:
+  - id: a
+    name: A
+    timezone: Asia/Almaty
+    conversations: [{source: telegram, id: -1001800004444}]
+connectors:
+  - {name: walls, type: vk, token_env: REPLYWATCH_TEST_VK_TOKEN}
+)"));
+  CHECK(contains(none, "connectors.walls.walls: no wall to poll"));
+}
