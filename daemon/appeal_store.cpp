@@ -221,11 +221,15 @@ void AppealStore::reappear(const Appeal& before, const Appeal* after) {
 }
 
 void AppealStore::settle(const ClockOf& clock_of) {
+  // An appeal erased and added again before a settle is in the queue twice: `queued` is
+  // cleared while the pass visits it, so its second entry is dropped, and set again for
+  // what stays.
   std::size_t kept = 0;
   for (std::size_t i = 0; i < queue_.size(); ++i) {
     const Id id = queue_[i];
     Stored* s = appeals_.find(id);
     if (!s || !s->queued) continue;
+    s->queued = false;
     const std::int64_t clock = clock_of(id.source, id.conversation);
     const Appeal& a = s->appeal;
     if (clock != pipeline::Pairing::kNoClock) {
@@ -238,13 +242,10 @@ void AppealStore::settle(const ClockOf& clock_of) {
         count_close(*s);
       }
     }
-    if (s->counted_open && s->counted != kNotCounted) {
-      s->queued = false;
-    } else {
-      queue_[kept++] = id;
-    }
+    if (!s->counted_open || s->counted == kNotCounted) queue_[kept++] = id;
   }
   queue_.resize(kept);
+  for (const Id& id : queue_) appeals_.find(id)->queued = true;
 }
 
 void AppealStore::evict(std::int64_t before) {
