@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <thread>
 
 namespace replywatch::connectors::vk {
@@ -185,6 +186,42 @@ Poller::Call Poller::read_post(Output& out, std::int64_t wall, std::int64_t post
   return {};
 }
 
+void Poller::compare(std::int64_t wall, std::int64_t post, Parsed& comments) {
+  std::vector<std::int64_t> now;
+  for (const auto& e : comments.events) {
+    if (e.kind != pipeline::EventKind::remove) now.push_back(e.message_id);
+  }
+  std::sort(now.begin(), now.end());
+  now.erase(std::unique(now.begin(), now.end()), now.end());
+  auto [it, first_read] = seen_[wall].try_emplace(post);
+  Seen& seen = it->second;
+  std::vector<std::int64_t> missing;
+  if (!first_read) {
+    std::set_difference(seen.ids.begin(), seen.ids.end(), now.begin(), now.end(),
+                        std::back_inserter(missing));
+  }
+  std::vector<std::int64_t> suspects;
+  for (const std::int64_t id : missing) {
+    if (!std::binary_search(seen.suspects.begin(), seen.suspects.end(), id)) {
+      suspects.push_back(id);
+      continue;
+    }
+    pipeline::Event e;
+    e.source = pipeline::Source::vk;
+    e.conversation = wall;
+    e.message_id = id;
+    e.kind = pipeline::EventKind::remove;
+    e.time = wall_now();
+    comments.events.push_back(e);
+  }
+  // A suspect stays in the set, so the next read compares it again.
+  seen.ids = std::move(now);
+  for (const std::int64_t id : suspects) {
+    seen.ids.insert(std::lower_bound(seen.ids.begin(), seen.ids.end(), id), id);
+  }
+  seen.suspects = std::move(suspects);
+}
+
 void Poller::deliver(Output& out, std::int64_t wall, Parsed&& parsed) {
   Batch batch;
   batch.connector = options_.name;
@@ -220,6 +257,14 @@ Poller::Call Poller::poll_wall(Output& out, std::int64_t wall, const std::atomic
     if (auto it = known.find(p.id); it != known.end()) kept.emplace(p.id, it->second);
   }
   known = std::move(kept);
+  auto& seen_posts = seen_[wall];
+  for (auto it = seen_posts.begin(); it != seen_posts.end();) {
+    it = known.count(it->first) || std::any_of(seen.begin(), seen.end(), [&](const auto& p) {
+           return p.id == it->first;
+         })
+             ? std::next(it)
+             : seen_posts.erase(it);
+  }
   deliver(out, wall, std::move(posts));
   if (seen.empty()) return {};
   const std::size_t rotate = rotation_[wall]++ % seen.size();
@@ -238,7 +283,11 @@ Poller::Call Poller::poll_wall(Output& out, std::int64_t wall, const std::atomic
       deliver(out, wall, std::move(comments));  // what was read stays read; the count does not
       return c;
     }
-    if (c.step == Step::ok) known[p.id] = p.comments;
+    if (c.step == Step::ok) {
+      compare(wall, p.id, comments);
+      // A comment missing once is looked for again at the next poll, count or not.
+      known[p.id] = seen_[wall][p.id].suspects.empty() ? p.comments : -1;
+    }
     if (c.step == Step::skip) known.erase(p.id);  // deleted or closed: nothing to read there
     deliver(out, wall, std::move(comments));
   }

@@ -4,7 +4,9 @@
 // between two polls leave the count as it was). Threads longer than the replies
 // getComments nests are read through `comment_id`. VK keeps everything it served, so
 // the cursors (each wall's posts and their counts) only save requests: a restart without
-// them reads the walls again, and pairing drops the duplicates.
+// them reads the walls again, and pairing drops the duplicates. A comment that disappears
+// while the poller runs is deleted (see compare()); one deleted while it was stopped is
+// not noticed.
 #pragma once
 
 #include "connectors/connector.hpp"
@@ -70,6 +72,15 @@ class Poller : public Connector {
   Parser parser_;
   std::map<std::int64_t, std::map<std::int64_t, std::int64_t>> counts_;  // wall → post → count
   std::map<std::int64_t, std::size_t> rotation_;  // wall → next post re-read regardless
+  /// The comments each post showed at its last complete read, and those missing once.
+  struct Seen {
+    std::vector<std::int64_t> ids;       // sorted
+    std::vector<std::int64_t> suspects;  // missing from the last read: deleted if again
+  };
+  std::map<std::int64_t, std::map<std::int64_t, Seen>> seen_;  // wall → post → comments
+  /// Deletions: a comment seen before and missing from two complete reads in a row (one
+  /// read can miss a comment when another is deleted between its pages) is removed.
+  void compare(std::int64_t wall, std::int64_t post, Parsed& comments);
   std::optional<std::chrono::milliseconds> delay_;
   std::optional<std::int64_t> started_at_;
   std::chrono::steady_clock::time_point last_call_{};

@@ -5,8 +5,10 @@ Poll mode (an outside monitor's token): a fake api.vk.com (vk_helpers.FakeVk, ht
 127.0.0.1) serves the wall, misbehaving the way VK does — errors 6, 9 and 10 in VK's JSON,
 a 502 page, a truncated body, a slow answer, pages shuffled and overlapping. Half the
 history is on the wall when the daemon starts; it is killed with -9, the rest appears,
-and after a restart the appeals are exactly the README's. A poller sees no deletion
-(comment 106 stays), so A3 is unanswered there, not withdrawn. A token VK refuses (error
+and after a restart the appeals are exactly the README's, except that comment 106 is
+still there (A3 unanswered, not withdrawn). A comment that disappears while the poller
+runs is withdrawn once two complete reads miss it; one answer that leaves it out is not
+a deletion. A token VK refuses (error
 5) marks its connector failed while another connector runs; a wall VK calls private
 (error 30) holds the connector's watermark, so nothing of it is counted final.
 
@@ -197,6 +199,21 @@ class Poll(VkTest):
         self.wait_final(d, want, timeout=180)
         self.assertIn(("wall.getComments", "107"),
                       {(m, p.get("comment_id")) for m, p in fake.log})
+
+        def reads_of_100():
+            return sum(1 for m, p in fake.log
+                       if m == "wall.getComments" and p.get("post_id") == "100"
+                       and "comment_id" not in p)
+
+        # One answer without comment 106 (A3, never answered) is no deletion.
+        fake.hide_once(106)
+        h.wait_until(lambda: 106 not in fake.hidden, 60, what="106 left out once")
+        reads = reads_of_100()
+        h.wait_until(lambda: reads_of_100() >= reads + 2, 60, what="two more reads of post 100")
+        self.assertEqual(rows_of(h.appeals_all(d)), want)
+        # Comment 106 deleted while the poller runs: A3 is withdrawn.
+        fake.remove(WALL, 106)
+        self.wait_final(d, [r if r[2] != 106 else r[:5] + ("withdrawn",) + r[6:] for r in want])
         errors = {l["error_type"]: v for l, v in
                   h.samples(d.metrics(), "replywatch_connector_errors_total") if v > 0}
         for kind in ("http_5xx", "truncated_body", "rate_limited"):

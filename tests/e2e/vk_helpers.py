@@ -15,7 +15,8 @@ call, spaced `fault_every` calls apart —
   "slow:S"      the right answer after S seconds;
   "shuffle"     the right page with its items in another order;
   "overlap"     the page starting a few items early (the previous page's tail again).
-A wall listed in `private` answers error 30 to everything.
+A wall listed in `private` answers error 30 to everything; `hide_once` leaves a comment
+out of one answer (a page read while another comment is deleted can), `remove` deletes it.
 """
 import json
 import os
@@ -109,6 +110,7 @@ class FakeVk:
         self.log = []       # (method, params without the token)
         self.faults_served = []
         self.problems = []  # requests that broke VK's rules (no v, ...)
+        self.hidden = set()  # comments left out of the next answer that would hold them
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -143,6 +145,12 @@ class FakeVk:
         with self.lock:
             self.posts.setdefault(owner, []).extend(posts)
             self.comments.setdefault(owner, []).extend(comments)
+
+    def hide_once(self, comment_id):
+        """Leaves the comment out of one answer, as a page read while another comment is
+        deleted can: it is not deleted."""
+        with self.lock:
+            self.hidden.add(comment_id)
 
     def remove(self, owner, comment_id):
         with self.lock:
@@ -256,6 +264,10 @@ class FakeVk:
             level = [c for c in comments if c["thread_of"] is None]
         items = []
         for c in self._page(level, params, fault):
+            with self.lock:
+                if c["id"] in self.hidden:
+                    self.hidden.discard(c["id"])
+                    continue
             out = public(c)
             if c["thread_of"] is None:
                 replies = [r for r in comments if r["thread_of"] == c["id"]]
