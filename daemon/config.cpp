@@ -562,6 +562,32 @@ bool secret_from_file(Checker& ck, const YAML::Node& node, const std::string& pa
   return true;
 }
 
+/// A platform's `api_base_url`: http(s), no white space (nor `forbidden`), plain http only
+/// to this machine (the `token` is in every request); trailing slashes dropped.
+void api_base_url(Checker& ck, const YAML::Node& node, const std::string& path,
+                  const std::string& example, const std::string& token,
+                  const std::string& local_server, std::string_view forbidden,
+                  std::string& out) {
+  if (!ck.text(node, path, out)) return;
+  const bool ok = (out.rfind("https://", 0) == 0 || out.rfind("http://", 0) == 0) &&
+                  out.find_first_of(forbidden) == std::string::npos;
+  if (!ok) {
+    ck.problem(node, path, "expected an http:// or https:// URL, e.g. " + example);
+  } else if (out.rfind("http://", 0) == 0 && !loopback_url(out)) {
+    ck.problem(node, path,
+               "plain http:// would send the " + token + " in clear; use https://, or http:// "
+               "only to " + local_server + " on this machine (127.0.0.1, [::1], localhost)");
+  }
+  while (!out.empty() && out.back() == '/') out.pop_back();
+}
+
+/// An extra CA to trust (a local API server, tests).
+void ca_file(Checker& ck, const YAML::Node& node, const std::string& path, std::string& out) {
+  if (ck.text(node, path, out) && ::access(out.c_str(), R_OK) != 0) {
+    ck.problem(node, path, "cannot read CA file '" + out + "'");
+  }
+}
+
 void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path,
                     const std::map<std::string, YAML::Node>& m, ConnectorConfig& c) {
   c.mode = "poll";
@@ -589,21 +615,9 @@ void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path
     ck.problem(item, path, "missing 'token_env' or 'token_file'");
   }
   if (auto f = m.find("api_base_url"); f != m.end()) {
-    if (ck.text(f->second, path + ".api_base_url", c.api_base_url)) {
-      const bool ok =
-          (c.api_base_url.rfind("https://", 0) == 0 || c.api_base_url.rfind("http://", 0) == 0) &&
-          c.api_base_url.find_first_of(" \t\r\n") == std::string::npos;
-      if (!ok) {
-        ck.problem(f->second, path + ".api_base_url",
-                   "expected an http:// or https:// URL, e.g. https://api.telegram.org");
-      } else if (c.api_base_url.rfind("http://", 0) == 0 && !loopback_url(c.api_base_url)) {
-        // The bot token is part of every request path: in clear it is anyone's on the way.
-        ck.problem(f->second, path + ".api_base_url",
-                   "plain http:// would send the bot token in clear; use https://, or http:// "
-                   "only to a Bot API server on this machine (127.0.0.1, [::1], localhost)");
-      }
-      while (!c.api_base_url.empty() && c.api_base_url.back() == '/') c.api_base_url.pop_back();
-    }
+    // The bot token is part of every request path: in clear it is anyone's on the way.
+    api_base_url(ck, f->second, path + ".api_base_url", "https://api.telegram.org", "bot token",
+                 "a Bot API server", " \t\r\n", c.api_base_url);
   }
   if (auto f = m.find("poll_timeout_secs"); f != m.end()) {
     std::int64_t v = 0;
@@ -616,10 +630,7 @@ void parse_telegram(Checker& ck, const YAML::Node& item, const std::string& path
     }
   }
   if (auto f = m.find("ca_file"); f != m.end()) {
-    if (ck.text(f->second, path + ".ca_file", c.ca_file) &&
-        ::access(c.ca_file.c_str(), R_OK) != 0) {
-      ck.problem(f->second, path + ".ca_file", "cannot read CA file '" + c.ca_file + "'");
-    }
+    ca_file(ck, f->second, path + ".ca_file", c.ca_file);
   }
   c.webhook_path = "/telegram/" + c.name;
   if (auto f = m.find("webhook_path"); f != m.end()) {
@@ -681,25 +692,6 @@ bool secret_setting(Checker& ck, const YAML::Node& item, const std::string& path
   return ok;
 }
 
-bool api_base_url(Checker& ck, const YAML::Node& node, const std::string& path,
-                  const std::string& example, std::string& out) {
-  if (!ck.text(node, path, out)) return false;
-  const bool ok = (out.rfind("https://", 0) == 0 || out.rfind("http://", 0) == 0) &&
-                  out.find_first_of(" \t\r\n?#") == std::string::npos;
-  if (!ok) {
-    ck.problem(node, path, "expected an http:// or https:// URL, e.g. " + example);
-    return false;
-  }
-  if (out.rfind("http://", 0) == 0 && !loopback_url(out)) {
-    ck.problem(node, path,
-               "plain http:// would send the access token in clear; use https://, or http:// "
-               "only to a server on this machine (127.0.0.1, [::1], localhost)");
-    return false;
-  }
-  while (!out.empty() && out.back() == '/') out.pop_back();
-  return true;
-}
-
 void parse_vk(Checker& ck, const YAML::Node& item, const std::string& path,
               const std::map<std::string, YAML::Node>& m, ConnectorConfig& c) {
   c.mode = "poll";
@@ -723,8 +715,9 @@ void parse_vk(Checker& ck, const YAML::Node& item, const std::string& path,
     }
   }
   if (auto f = m.find("api_base_url"); f != m.end()) {
+    // The token is a query parameter; a query or fragment in the base would swallow it.
     api_base_url(ck, f->second, path + ".api_base_url", "https://api.vk.com/method",
-                 c.api_base_url);
+                 "access token", "a server", " \t\r\n?#", c.api_base_url);
   }
   if (auto f = m.find("api_version"); f != m.end() &&
       ck.text(f->second, path + ".api_version", c.api_version)) {
@@ -769,10 +762,7 @@ void parse_vk(Checker& ck, const YAML::Node& item, const std::string& path,
     }
   }
   if (auto f = m.find("ca_file"); f != m.end()) {
-    if (ck.text(f->second, path + ".ca_file", c.ca_file) &&
-        ::access(c.ca_file.c_str(), R_OK) != 0) {
-      ck.problem(f->second, path + ".ca_file", "cannot read CA file '" + c.ca_file + "'");
-    }
+    ca_file(ck, f->second, path + ".ca_file", c.ca_file);
   }
   c.webhook_path = "/webhooks/vk/" + c.name;
 }

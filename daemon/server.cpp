@@ -23,7 +23,6 @@
 #include <random>
 #include <thread>
 
-#include "connectors/telegram/poller.hpp"
 #include "daemon/bus.hpp"
 #include "daemon/config.hpp"
 #include "daemon/connectors.hpp"
@@ -101,7 +100,9 @@ class Runner : public connectors::Output {
       const bool caught_up = !connector_->pending();
       if (outcome == connectors::PollOutcome::ok) {
         failures = 0;
-        const std::int64_t now = std::min(wall_now(), connector_->seen_as_of().value_or(wall_now()));
+        // A poll of many requests saw everything as of its start, not its end.
+        const std::int64_t wall = wall_now();
+        const std::int64_t now = std::min(wall, connector_->seen_as_of().value_or(wall));
         asio::post(io_, [this, caught_up, now] {
           engine_.connector_success(connector_->name(), now, caught_up);
         });

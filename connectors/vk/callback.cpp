@@ -1,5 +1,7 @@
 #include "connectors/vk/callback.hpp"
 
+#include "connectors/http/http_client.hpp"
+
 namespace replywatch::connectors::vk {
 
 namespace {
@@ -60,14 +62,8 @@ PushResult Callback::handle(const PushRequest& request) {
   result.batch = to_batch(std::move(parsed), now);
   // The push carries the secret itself: the journal keeps it without (the push was
   // authentic; replaying it checks nothing).
-  std::string kept(request.body);
-  for (const std::string& form : {secret_, json_escaped(secret_)}) {
-    if (form.empty()) continue;
-    for (auto at = kept.find(form); at != std::string::npos; at = kept.find(form, at)) {
-      kept.erase(at, form.size());
-    }
-  }
-  result.journal_body = std::move(kept);
+  result.journal_body =
+      http::redact_all(http::redact_all(std::string(request.body), secret_), json_escaped(secret_));
   return result;
 }
 

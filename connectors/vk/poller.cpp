@@ -21,6 +21,12 @@ std::optional<std::int64_t> to_int(std::string_view s) {
 
 std::string cursor_key(std::int64_t wall) { return "wall/" + std::to_string(wall); }
 
+/// The token as sent (`access_token`, percent-encoded) and as it is, out of `text`.
+std::string redact_token(std::string text, const std::string& token) {
+  text = http::redact_all(std::move(text), token);
+  return http::redact_all(std::move(text), http::percent_encode(token));
+}
+
 }  // namespace
 
 std::string Poller::format_counts(const std::map<std::int64_t, std::int64_t>& counts) {
@@ -51,8 +57,7 @@ Poller::Poller(PollerOptions options, CursorMap restored)
     : options_(std::move(options)),
       client_(options_.api_base_url, options_.ca_file,
               [token = options_.token](std::string text) {
-                text = http::redact_all(std::move(text), token);
-                return http::redact_all(std::move(text), http::percent_encode(token));
+                return redact_token(std::move(text), token);
               }) {
   for (const std::int64_t wall : options_.walls) {
     if (auto it = restored.find(cursor_key(wall)); it != restored.end()) {
@@ -62,8 +67,7 @@ Poller::Poller(PollerOptions options, CursorMap restored)
 }
 
 std::string Poller::redact(std::string text) const {
-  text = http::redact_all(std::move(text), options_.token);
-  return http::redact_all(std::move(text), http::percent_encode(options_.token));
+  return redact_token(std::move(text), options_.token);
 }
 
 Poller::Call Poller::call(Output& out, const std::string& method, const std::string& params,
@@ -105,7 +109,7 @@ Poller::Call Poller::call(Output& out, const std::string& method, const std::str
   parsed.events.insert(parsed.events.end(), page.events.begin(), page.events.end());
   for (const auto& [reason, n] : page.rejected) parsed.rejected[reason] += n;
   parsed.objects += page.objects;
-  parsed.pages.insert(parsed.pages.end(), page.pages.begin(), page.pages.end());
+  std::move(page.pages.begin(), page.pages.end(), std::back_inserter(parsed.pages));
   return {};
 }
 
@@ -257,14 +261,10 @@ Poller::Call Poller::poll_wall(Output& out, std::int64_t wall, const std::atomic
     if (auto it = known.find(p.id); it != known.end()) kept.emplace(p.id, it->second);
   }
   known = std::move(kept);
-  auto& seen_posts = seen_[wall];
-  for (auto it = seen_posts.begin(); it != seen_posts.end();) {
-    it = known.count(it->first) || std::any_of(seen.begin(), seen.end(), [&](const auto& p) {
-           return p.id == it->first;
-         })
-             ? std::next(it)
-             : seen_posts.erase(it);
-  }
+  std::erase_if(seen_[wall], [&](const auto& post) {
+    return std::none_of(seen.begin(), seen.end(),
+                        [&](const Page::Post& p) { return p.id == post.first; });
+  });
   deliver(out, wall, std::move(posts));
   if (seen.empty()) return {};
   const std::size_t rotate = rotation_[wall]++ % seen.size();
