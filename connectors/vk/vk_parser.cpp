@@ -66,6 +66,15 @@ bool get_int(od::value v, std::int64_t& out) {
   return json_scan::token_to_int(s, out);
 }
 
+/// A count's value into `slot` (-1 when it is no number); false when it is not JSON.
+template <class Field>
+bool read_count(Field& field, std::int64_t& slot) {
+  od::value v;
+  if (field.value().get(v)) return false;
+  if (!get_int(v, slot)) slot = -1;
+  return true;
+}
+
 class Reader {
  public:
   explicit Reader(Parsed& out, std::int64_t received_at) : out_(out), received_at_(received_at) {}
@@ -141,10 +150,7 @@ class Reader {
       for (auto field : comments) {
         std::string_view k;
         if (field.unescaped_key().get(k)) return false;
-        if (k != "count") continue;
-        od::value count;
-        if (field.value().get(count)) return false;
-        if (!get_int(count, item.comments_count)) item.comments_count = -1;
+        if (k == "count" && !read_count(field, item.comments_count)) return false;
       }
     } else if (key == "thread") {
       od::object thread;
@@ -153,9 +159,7 @@ class Reader {
         std::string_view k;
         if (field.unescaped_key().get(k)) return false;
         if (k == "count") {
-          od::value count;
-          if (field.value().get(count)) return false;
-          if (!get_int(count, item.thread_count)) item.thread_count = -1;
+          if (!read_count(field, item.thread_count)) return false;
           continue;
         }
         if (k != "items") continue;
@@ -257,10 +261,7 @@ class Reader {
       std::string_view key;
       if (field.unescaped_key().get(key)) return false;
       if (key == "count" || key == "current_level_count") {
-        od::value count;
-        if (field.value().get(count)) return false;
-        std::int64_t& slot = key == "count" ? page.count : page.level_count;
-        if (!get_int(count, slot)) slot = -1;
+        if (!read_count(field, key == "count" ? page.count : page.level_count)) return false;
         continue;
       }
       if (key != "items") continue;
